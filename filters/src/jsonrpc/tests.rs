@@ -1,0 +1,1175 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::route::endpoint;
+use proptest::prelude::*;
+use serde_json::json;
+
+fn head(path: &str, headers: &[(&str, &str)]) -> Parts {
+    let mut builder = http::Request::post(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(()).unwrap().into_parts().0
+}
+
+fn parse_at(path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Call, ParseError> {
+    parse(&endpoint(path), &head(path, headers), body)
+}
+
+fn ok(path: &str, body: &str) -> Call {
+    parse_at(path, &[("cookie", "session_id=sid123")], body.as_bytes()).unwrap()
+}
+
+fn err(path: &str, body: &str) -> ParseError {
+    parse_at(path, &[], body.as_bytes()).unwrap_err()
+}
+
+/// `parse(to_body(c)) == c`, and returns the body.
+fn round_trip(call: &Call, headers: &[(&str, &str)]) -> Vec<u8> {
+    let body = call.to_body().unwrap();
+    let again = parse_at(&call.path, headers, &body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+    assert_eq!(&again, call, "{}", String::from_utf8_lossy(&body));
+    body
+}
+
+// Bodies from odoo-protocol.md §1-§2.
+
+const WEB_SEARCH_READ: &str = r#"{"jsonrpc":"2.0","method":"call","id":7,
+ "params":{"model":"sale.order","method":"web_search_read","args":[],
+           "kwargs":{"domain":[["state","=","sale"]],
+                     "specification":{"name":{},"partner_id":{"fields":{"display_name":{}}},"amount_total":{}},
+                     "offset":0,"limit":80,"order":"date_order DESC",
+                     "count_limit":10001,
+                     "context":{"lang":"en_US","tz":"Europe/Brussels","uid":2,"allowed_company_ids":[1],"bin_size":true}}}}"#;
+
+const EXECUTE_KW: &str = r#"{"jsonrpc":"2.0","method":"call","params":{"service":"object","method":"execute_kw",
+ "args":["prod", 2, "secret-or-apikey", "res.partner", "search_read",
+         [[["is_company","=",true]]],
+         {"fields":["name","email"], "limit":5, "context":{"lang":"fr_FR","tz":"Europe/Brussels"}}]},"id":3}"#;
+
+const XML_EXECUTE_KW: &str = r#"<?xml version='1.0'?>
+<methodCall>
+<methodName>execute_kw</methodName>
+<params>
+<param><value><string>prod</string></value></param>
+<param><value><int>2</int></value></param>
+<param><value><string>0123456789abcdef0123456789abcdef01234567</string></value></param>
+<param><value><string>res.partner</string></value></param>
+<param><value><string>search_read</string></value></param>
+<param><value><array><data>
+<value><array><data>
+<value><array><data><value><string>is_company</string></value><value><string>=</string></value><value><boolean>1</boolean></value></data></array></value>
+</data></array></value>
+</data></array></value></param>
+<param><value><struct>
+<member><name>fields</name><value><array><data><value><string>name</string></value><value><string>email</string></value></data></array></value></member>
+<member><name>limit</name><value><int>5</int></value></member>
+<member><name>context</name><value><struct><member><name>lang</name><value><string>fr_FR</string></value></member></struct></value></member>
+</struct></value></param>
+</params>
+</methodCall>
+"#;
+
+#[test]
+fn call_kw_web_search_read() {
+    let c = ok(
+        "/web/dataset/call_kw/sale.order/web_search_read",
+        WEB_SEARCH_READ,
+    );
+    assert_eq!(c.shape, Shape::CallKw);
+    assert_eq!(c.path, "/web/dataset/call_kw/sale.order/web_search_read");
+    assert_eq!(c.id, Some(json!(7)));
+    assert_eq!(c.model.as_deref(), Some("sale.order"));
+    assert_eq!(c.method.as_deref(), Some("web_search_read"));
+    assert!(c.args.is_empty());
+    assert_eq!(c.kwargs["limit"], 80);
+    assert_eq!(c.context().unwrap()["lang"], "en_US");
+    assert!(c.params.is_empty());
+    assert_eq!(c.credential, Credential::Session("sid123".into()));
+    assert_eq!((c.service.as_ref(), c.db.as_ref()), (None, None));
+    round_trip(&c, &[("cookie", "session_id=sid123")]);
+}
+
+#[test]
+fn call_kw_url_suffix_is_ignored() {
+    let c = ok(
+        "/web/dataset/call_kw/res.partner/read",
+        r#"{"params":{"model":"res.users","method":"unlink","args":[[7]]}}"#,
+    );
+    assert_eq!(c.model.as_deref(), Some("res.users"));
+    assert_eq!(c.method.as_deref(), Some("unlink"));
+}
+
+#[test]
+fn call_kw_defaults_and_no_cookie() {
+    let c = parse_at(
+        "/web/dataset/call_kw",
+        &[],
+        br#"{"jsonrpc":"2.0","method":"call","params":{"model":"res.partner","method":"fields_get"}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.id, None);
+    assert!(c.args.is_empty() && c.kwargs.is_empty());
+    assert_eq!(c.credential, Credential::None);
+    let body = round_trip(&c, &[]);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v.get("id").is_none());
+    assert_eq!(v["jsonrpc"], "2.0");
+    assert_eq!(v["method"], "call");
+}
+
+#[test]
+fn call_kw_keeps_unknown_params_members() {
+    // Odoo 16's top-level `params.context`.
+    let c = ok(
+        "/web/dataset/call_kw",
+        r#"{"jsonrpc":"2.0","method":"call","id":"x","params":{"model":"res.partner","method":"read","args":[[1]],"kwargs":{},"context":{"lang":"nl_BE"}}}"#,
+    );
+    assert_eq!(c.params["context"], json!({"lang": "nl_BE"}));
+    assert_eq!(c.context().unwrap()["lang"], "nl_BE");
+    let body = round_trip(&c, &[("cookie", "session_id=sid123")]);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["params"]["context"]["lang"], "nl_BE");
+    assert_eq!(v["id"], "x");
+}
+
+#[test]
+fn call_kw_modelled_members_win_over_params() {
+    let mut c = ok("/web/dataset/call_kw", WEB_SEARCH_READ);
+    c.params.insert("model".into(), json!("evil"));
+    c.params.insert("extra".into(), json!(1));
+    let v: Value = serde_json::from_slice(&c.to_body().unwrap()).unwrap();
+    assert_eq!(v["params"]["model"], "sale.order");
+    assert_eq!(v["params"]["extra"], 1);
+}
+
+#[test]
+fn call_button() {
+    let c = ok(
+        "/web/dataset/call_button/sale.order/action_confirm",
+        r#"{"jsonrpc":"2.0","method":"call","params":{"model":"sale.order","method":"action_confirm","args":[[42]],"kwargs":{"context":{"lang":"en_US"}}},"id":9}"#,
+    );
+    assert_eq!(c.shape, Shape::CallButton);
+    assert_eq!(c.args, vec![json!([42])]);
+    round_trip(&c, &[("cookie", "session_id=sid123")]);
+}
+
+#[test]
+fn id_is_echoed_exactly() {
+    for id in [
+        json!(42),
+        json!("abc"),
+        Value::Null,
+        json!(1.5),
+        json!({"a": [1]}),
+        json!(-3),
+    ] {
+        let body = json!({"params": {"model": "m", "method": "read"}, "id": id}).to_string();
+        let c = ok("/web/dataset/call_kw", &body);
+        assert_eq!(c.id.as_ref(), Some(&id));
+        let v: Value = serde_json::from_slice(&c.to_body().unwrap()).unwrap();
+        assert_eq!(v["id"], id);
+        assert!(v.as_object().unwrap().contains_key("id"));
+    }
+}
+
+#[test]
+fn jsonrpc_execute_kw() {
+    let c = ok("/jsonrpc", EXECUTE_KW);
+    assert_eq!(c.shape, Shape::JsonRpc);
+    assert_eq!(c.id, Some(json!(3)));
+    assert_eq!(c.service.as_deref(), Some("object"));
+    assert_eq!(c.service_method.as_deref(), Some("execute_kw"));
+    assert_eq!(c.db.as_deref(), Some("prod"));
+    assert_eq!(
+        c.credential,
+        Credential::Password {
+            db: "prod".into(),
+            uid: 2,
+            password: "secret-or-apikey".into()
+        }
+    );
+    assert_eq!(c.model.as_deref(), Some("res.partner"));
+    assert_eq!(c.method.as_deref(), Some("search_read"));
+    assert_eq!(c.args, vec![json!([["is_company", "=", true]])]);
+    assert_eq!(c.kwargs["limit"], 5);
+    assert_eq!(c.context().unwrap()["lang"], "fr_FR");
+    assert!(c.params.is_empty());
+    let body = round_trip(&c, &[]);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["params"]["args"][2], "secret-or-apikey");
+    assert_eq!(v["params"]["args"].as_array().unwrap().len(), 7);
+}
+
+#[test]
+fn jsonrpc_execute_kw_optional_args_and_kwargs() {
+    let c = ok(
+        "/jsonrpc",
+        r#"{"params":{"service":"object","method":"execute_kw","args":["db",1,"pw","res.partner","check_access_rights"]}}"#,
+    );
+    assert!(c.args.is_empty() && c.kwargs.is_empty());
+    round_trip(&c, &[]);
+    let c = ok(
+        "/jsonrpc",
+        r#"{"params":{"service":"object","method":"execute_kw","args":["db",1,"pw","res.partner","search",[[]],null]}}"#,
+    );
+    assert!(c.kwargs.is_empty());
+}
+
+#[test]
+fn jsonrpc_execute_positional() {
+    let c = ok(
+        "/jsonrpc",
+        r#"{"jsonrpc":"2.0","method":"call","params":{"service":"object","method":"execute","args":["prod",2,"pw","res.partner","read",[7],["name"]]},"id":4}"#,
+    );
+    assert_eq!(c.service_method.as_deref(), Some("execute"));
+    assert_eq!(c.method.as_deref(), Some("read"));
+    assert_eq!(c.args, vec![json!([7]), json!(["name"])]);
+    assert!(c.kwargs.is_empty());
+    round_trip(&c, &[]);
+    let mut with_kwargs = c.clone();
+    with_kwargs.kwargs.insert("context".into(), json!({}));
+    assert!(matches!(
+        with_kwargs.to_body(),
+        Err(SerialiseError::Unrepresentable(_))
+    ));
+}
+
+#[test]
+fn jsonrpc_common_and_db() {
+    let c = ok(
+        "/jsonrpc",
+        r#"{"jsonrpc":"2.0","method":"call","params":{"service":"common","method":"version","args":[]},"id":1}"#,
+    );
+    assert_eq!(
+        (c.service.as_deref(), c.service_method.as_deref()),
+        (Some("common"), Some("version"))
+    );
+    assert_eq!(c.credential, Credential::None);
+    round_trip(&c, &[]);
+
+    let c = ok(
+        "/jsonrpc",
+        r#"{"jsonrpc":"2.0","method":"call","params":{"service":"common","method":"authenticate","args":["prod","admin","secret",{}]},"id":2}"#,
+    );
+    assert_eq!(c.db.as_deref(), Some("prod"));
+    assert_eq!(c.args.len(), 4);
+    assert_eq!(c.login_attempt(), Some((Some("prod"), "admin")));
+    assert_eq!(c.credential, Credential::None);
+    round_trip(&c, &[]);
+
+    let c = ok(
+        "/jsonrpc",
+        r#"{"params":{"service":"common","method":"login","args":["prod","admin","secret"]}}"#,
+    );
+    assert_eq!(c.login_attempt(), Some((Some("prod"), "admin")));
+
+    let c = ok(
+        "/jsonrpc",
+        r#"{"params":{"service":"db","method":"list","args":[]}}"#,
+    );
+    assert_eq!((c.service.as_deref(), c.db.as_deref()), (Some("db"), None));
+    round_trip(&c, &[]);
+
+    // args absent: empty.
+    let c = ok(
+        "/jsonrpc",
+        r#"{"params":{"service":"common","method":"version"}}"#,
+    );
+    assert!(c.args.is_empty());
+}
+
+#[test]
+fn jsonrpc_keeps_unknown_params_members() {
+    let c = ok(
+        "/jsonrpc",
+        r#"{"params":{"service":"common","method":"version","args":[],"extra":true}}"#,
+    );
+    assert_eq!(c.params["extra"], true);
+    round_trip(&c, &[]);
+}
+
+#[test]
+fn jsonrpc_bad_execute_kw_arguments() {
+    let cases: &[(&str, ParseError)] = &[
+        (
+            r#"["prod","2","pw","res.partner","read"]"#,
+            ParseError::BadField {
+                field: "args[1] (uid)",
+                expected: "an integer",
+            },
+        ),
+        (
+            r#"["prod",2.0,"pw","res.partner","read"]"#,
+            ParseError::BadField {
+                field: "args[1] (uid)",
+                expected: "an integer",
+            },
+        ),
+        (
+            r#"["prod",false,"pw","res.partner","read"]"#,
+            ParseError::BadField {
+                field: "args[1] (uid)",
+                expected: "an integer",
+            },
+        ),
+        (
+            r#"["prod",18446744073709551615,"pw","res.partner","read"]"#,
+            ParseError::BadField {
+                field: "args[1] (uid)",
+                expected: "an integer",
+            },
+        ),
+        (r#"[]"#, ParseError::MissingField("args[0] (db)")),
+        (r#"["prod"]"#, ParseError::MissingField("args[1] (uid)")),
+        (
+            r#"["prod",2]"#,
+            ParseError::MissingField("args[2] (password)"),
+        ),
+        (
+            r#"["prod",2,"pw"]"#,
+            ParseError::MissingField("args[3] (model)"),
+        ),
+        (
+            r#"["prod",2,"pw","res.partner"]"#,
+            ParseError::MissingField("args[4] (method)"),
+        ),
+        (
+            r#"[1,2,"pw","res.partner","read"]"#,
+            ParseError::BadField {
+                field: "args[0] (db)",
+                expected: "a string",
+            },
+        ),
+        (
+            r#"["prod",2,null,"res.partner","read"]"#,
+            ParseError::BadField {
+                field: "args[2] (password)",
+                expected: "a string",
+            },
+        ),
+        (
+            r#"["prod",2,"pw","res.partner","read",{}]"#,
+            ParseError::BadField {
+                field: "args[5] (args)",
+                expected: "an array",
+            },
+        ),
+        (
+            r#"["prod",2,"pw","res.partner","read",[],[]]"#,
+            ParseError::BadField {
+                field: "args[6] (kwargs)",
+                expected: "an object",
+            },
+        ),
+        (
+            r#"["prod",2,"pw","res.partner","read",[],{},1]"#,
+            ParseError::BadField {
+                field: "args",
+                expected: "at most 7 elements for execute_kw",
+            },
+        ),
+    ];
+    for (args, expected) in cases {
+        let body =
+            format!(r#"{{"params":{{"service":"object","method":"execute_kw","args":{args}}}}}"#);
+        assert_eq!(&err("/jsonrpc", &body), expected, "{args}");
+    }
+    assert_eq!(
+        err("/jsonrpc", r#"{"params":{"method":"version"}}"#),
+        ParseError::MissingField("service")
+    );
+    assert_eq!(
+        err("/jsonrpc", r#"{"params":{"service":"common"}}"#),
+        ParseError::MissingField("method")
+    );
+    assert_eq!(
+        err(
+            "/jsonrpc",
+            r#"{"params":{"service":"common","method":"version","args":{}}}"#
+        ),
+        ParseError::BadField {
+            field: "args",
+            expected: "an array"
+        }
+    );
+}
+
+#[test]
+fn envelope_errors() {
+    let p = "/web/dataset/call_kw";
+    assert!(matches!(err(p, "{"), ParseError::InvalidJson(_)));
+    assert!(matches!(err(p, ""), ParseError::InvalidJson(_)));
+    assert!(matches!(err(p, "{} x"), ParseError::InvalidJson(_)));
+    assert!(matches!(err(p, "\u{feff}{}"), ParseError::InvalidJson(_)));
+    assert_eq!(err(p, r#"[{"params":{}}]"#), ParseError::Batch);
+    assert_eq!(err("/jsonrpc", "[]"), ParseError::Batch);
+    assert_eq!(err("/web/session/check", "[]"), ParseError::Batch);
+    for body in [r#""x""#, "1", "null", "true"] {
+        assert_eq!(err(p, body), ParseError::NotAnObject, "{body}");
+    }
+    for body in [
+        r#"{"params":[]}"#,
+        r#"{"params":"x"}"#,
+        r#"{"params":null}"#,
+        r#"{"params":1}"#,
+    ] {
+        assert_eq!(err(p, body), ParseError::ParamsNotObject, "{body}");
+        assert_eq!(
+            err("/web/action/load", body),
+            ParseError::ParamsNotObject,
+            "{body}"
+        );
+    }
+    assert_eq!(
+        err(p, r#"{"params":{"method":"read"}}"#),
+        ParseError::MissingField("model")
+    );
+    assert_eq!(err(p, r#"{}"#), ParseError::MissingField("model"));
+    assert_eq!(
+        err(p, r#"{"params":{"model":"m"}}"#),
+        ParseError::MissingField("method")
+    );
+    assert_eq!(
+        err(p, r#"{"params":{"model":1,"method":"read"}}"#),
+        ParseError::BadField {
+            field: "model",
+            expected: "a string"
+        }
+    );
+    assert_eq!(
+        err(p, r#"{"params":{"model":"m","method":"read","args":{}}}"#),
+        ParseError::BadField {
+            field: "args",
+            expected: "an array"
+        }
+    );
+    assert_eq!(
+        err(p, r#"{"params":{"model":"m","method":"read","args":null}}"#),
+        ParseError::BadField {
+            field: "args",
+            expected: "an array"
+        }
+    );
+    assert_eq!(
+        err(p, r#"{"params":{"model":"m","method":"read","kwargs":[]}}"#),
+        ParseError::BadField {
+            field: "kwargs",
+            expected: "an object"
+        }
+    );
+    // serde_json's recursion limit.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(matches!(err(p, &deep), ParseError::InvalidJson(_)));
+}
+
+#[test]
+fn jsonrpc_member_is_not_validated() {
+    let c = ok(
+        "/web/dataset/call_kw",
+        r#"{"jsonrpc":"1.0","method":"whatever","params":{"model":"m","method":"read"}}"#,
+    );
+    assert_eq!(c.method.as_deref(), Some("read"));
+}
+
+#[test]
+fn not_rpc_routes() {
+    for path in ["/web/login", "/web/database/drop", "/websocket"] {
+        assert_eq!(err(path, "{}"), ParseError::NotRpc, "{path}");
+    }
+}
+
+#[test]
+fn messages_are_clear_and_name_no_values() {
+    assert_eq!(
+        ParseError::Batch.message(),
+        "JSON-RPC batch requests (a top-level array) are not supported"
+    );
+    assert_eq!(
+        ParseError::MissingField("model").message(),
+        "missing `model`"
+    );
+    assert_eq!(
+        ParseError::BadField {
+            field: "args[1] (uid)",
+            expected: "an integer"
+        }
+        .message(),
+        "`args[1] (uid)` must be an integer"
+    );
+    assert_eq!(
+        ParseError::ParamsNotObject.message(),
+        "`params` must be a JSON object"
+    );
+    assert!(err("/web/dataset/call_kw", "{")
+        .message()
+        .starts_with("invalid JSON: "));
+    let e = err(
+        "/jsonrpc",
+        r#"{"params":{"service":"object","method":"execute_kw","args":["db",1,7,"m","read"]}}"#,
+    );
+    assert!(!e.message().contains('7'));
+}
+
+// === XML-RPC ===
+
+#[test]
+fn xmlrpc_execute_kw() {
+    let c = ok("/xmlrpc/2/object", XML_EXECUTE_KW);
+    assert_eq!(c.shape, Shape::XmlRpc { legacy: false });
+    assert_eq!(c.id, None);
+    assert_eq!(c.service.as_deref(), Some("object"));
+    assert_eq!(c.service_method.as_deref(), Some("execute_kw"));
+    assert_eq!(c.db.as_deref(), Some("prod"));
+    assert_eq!(
+        c.credential,
+        Credential::Password {
+            db: "prod".into(),
+            uid: 2,
+            password: "0123456789abcdef0123456789abcdef01234567".into()
+        }
+    );
+    assert_eq!(c.model.as_deref(), Some("res.partner"));
+    assert_eq!(c.method.as_deref(), Some("search_read"));
+    assert_eq!(c.args, vec![json!([["is_company", "=", true]])]);
+    assert_eq!(
+        Value::Object(c.kwargs.clone()),
+        json!({"fields": ["name", "email"], "limit": 5, "context": {"lang": "fr_FR"}})
+    );
+    round_trip(&c, &[]);
+    // The same call over JSON-RPC parses to the same ORM call.
+    let j = ok(
+        "/jsonrpc",
+        r#"{"params":{"service":"object","method":"execute_kw","args":["prod",2,"0123456789abcdef0123456789abcdef01234567","res.partner","search_read",[[["is_company","=",true]]],{"fields":["name","email"],"limit":5,"context":{"lang":"fr_FR"}}]}}"#,
+    );
+    assert_eq!(
+        (&j.model, &j.method, &j.args, &j.kwargs, &j.credential),
+        (&c.model, &c.method, &c.args, &c.kwargs, &c.credential)
+    );
+}
+
+#[test]
+fn xmlrpc_legacy_and_services() {
+    let c = ok(
+        "/xmlrpc/common",
+        "<methodCall><methodName>login</methodName><params><param><value>prod</value></param>\
+         <param><value>admin</value></param><param><value>pw</value></param></params></methodCall>",
+    );
+    assert_eq!(c.shape, Shape::XmlRpc { legacy: true });
+    assert_eq!(c.service.as_deref(), Some("common"));
+    assert_eq!(c.login_attempt(), Some((Some("prod"), "admin")));
+    round_trip(&c, &[]);
+    let c = ok(
+        "/xmlrpc/2/db",
+        "<methodCall><methodName>list</methodName><params/></methodCall>",
+    );
+    assert_eq!((c.service.as_deref(), c.args.len()), (Some("db"), 0));
+    round_trip(&c, &[]);
+    let c = ok(
+        "/xmlrpc/2/common",
+        "<methodCall><methodName>version</methodName></methodCall>",
+    );
+    assert!(c.args.is_empty());
+    round_trip(&c, &[]);
+}
+
+#[test]
+fn xmlrpc_value_types() {
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- a comment -->
+<methodCall><methodName>m</methodName><params>
+<param><value><i4>-7</i4></value></param>
+<param><value><i8>9007199254740993</i8></value></param>
+<param><value><int> 42 </int></value></param>
+<param><value><boolean>0</boolean></value></param>
+<param><value><double>1.5</double></value></param>
+<param><value><double>-2</double></value></param>
+<param><value><string></string></value></param>
+<param><value><string/></value></param>
+<param><value></value></param>
+<param><value>  untyped &amp; text </value></param>
+<param><value><nil/></value></param>
+<param><value><base64>aGVsbG8=</base64></value></param>
+<param><value><dateTime.iso8601>20240101T10:00:00</dateTime.iso8601></value></param>
+<param><value><array><data/></array></value></param>
+<param><value><struct/></value></param>
+<param><value><string>a &lt;b&gt; &amp; &#233;&#x20AC; <![CDATA[<raw> & ]]>end</string></value></param>
+<param><value><ex:nil xmlns:ex="http://ws.apache.org/xmlrpc/namespaces/extensions"/></value></param>
+<param><value><struct><member><value><int>1</int></value><name>k</name></member><member><name>k</name><value>2</value></member></struct></value></param>
+</params></methodCall>"#;
+    let c = ok("/xmlrpc/2/common", body);
+    assert_eq!(
+        c.args,
+        vec![
+            json!(-7),
+            json!(9_007_199_254_740_993_i64),
+            json!(42),
+            json!(false),
+            json!(1.5),
+            json!(-2.0),
+            json!(""),
+            json!(""),
+            json!(""),
+            json!("  untyped & text "),
+            Value::Null,
+            json!("aGVsbG8="),
+            json!("20240101T10:00:00"),
+            json!([]),
+            json!({}),
+            json!("a <b> & é€ <raw> & end"),
+            Value::Null,
+            json!({"k": "2"}),
+        ]
+    );
+    round_trip(&c, &[]);
+}
+
+#[test]
+fn xmlrpc_line_ends_are_normalised_but_references_kept() {
+    let c = ok(
+        "/xmlrpc/2/common",
+        "<methodCall><methodName>m</methodName><params>\
+         <param><value><string>a\r\nb\rc&#13;d</string></value></param></params></methodCall>",
+    );
+    assert_eq!(c.args, vec![json!("a\nb\nc\rd")]);
+    let body = round_trip(&c, &[]);
+    assert!(String::from_utf8(body).unwrap().contains("a\nb\nc&#13;d"));
+}
+
+#[test]
+fn xmlrpc_to_body_escapes_text() {
+    let mut c = ok("/xmlrpc/2/object", XML_EXECUTE_KW);
+    c.kwargs.insert(
+        "context".into(),
+        json!({"x</name><value>": "</string><int>1</int>&amp;<!-- ]]>", "n": null, "f": 0.25, "big": 4_000_000_000_i64}),
+    );
+    let body = round_trip(&c, &[]);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("&lt;/string&gt;&lt;int&gt;1&lt;/int&gt;&amp;amp;"));
+    assert!(text.contains("<i8>4000000000</i8>"));
+    assert!(text.contains("<double>0.25</double>"));
+    assert!(text.contains("<nil/>"));
+    assert!(text.starts_with("<?xml version=\"1.0\"?>"));
+    // A control character cannot be written.
+    c.kwargs.insert("bad".into(), json!("\u{1}"));
+    assert!(matches!(
+        c.to_body(),
+        Err(SerialiseError::Unrepresentable(_))
+    ));
+}
+
+fn xml_err(body: &str) -> ParseError {
+    let e = err("/xmlrpc/2/object", body);
+    assert!(
+        matches!(e, ParseError::InvalidXml(_) | ParseError::MissingField(_)),
+        "{body}: {e:?}"
+    );
+    e
+}
+
+#[test]
+fn xmlrpc_refuses_doctype_and_entities() {
+    let laughs = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>
+<methodCall><methodName>&lol2;</methodName></methodCall>"#;
+    assert_eq!(
+        xml_err(laughs),
+        ParseError::InvalidXml("DOCTYPE declarations are not allowed".into())
+    );
+    let xxe = r#"<!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><methodCall><methodName>&xxe;</methodName></methodCall>"#;
+    assert!(matches!(xml_err(xxe), ParseError::InvalidXml(_)));
+    // An undeclared entity is not expanded either.
+    xml_err("<methodCall><methodName>&xxe;</methodName></methodCall>");
+}
+
+#[test]
+fn xmlrpc_malformed() {
+    let cases = [
+        "",
+        "   ",
+        "not xml",
+        "<methodCall>",
+        "<methodCall><methodName>execute_kw</methodName><params><param><value><string>prod",
+        "<methodCall><methodName>x</methodName><params><param><value><int>1</int></value></param></params>",
+        "<methodResponse><params/></methodResponse>",
+        "<methodCall><methodName>x</methodName></methodCall><methodCall/>",
+        "<methodCall><methodName>x</methodName></methodCall>trailing",
+        "<methodCall><methodName>x</methodName><methodName>y</methodName></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><boolean>2</boolean></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><boolean> 1</boolean></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><int>1.5</int></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><int>99999999999999999999999</int></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><double>nan</double></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><double>inf</double></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><foo>1</foo></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value>a<int>1</int></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><int>1</int><int>2</int></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><string>a<b/></string></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><array><value>1</value></array></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><struct><member><name>a</name></member></struct></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><string>a</int></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><string>&#1;</string></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><string>&#0;</string></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><string>\u{1}</string></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params>text</params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param></param></params></methodCall>",
+        "<methodCall a=><methodName>x</methodName></methodCall>",
+        "<methodCall a=\"1\" a=\"2\"><methodName>x</methodName></methodCall>",
+        "<methodCall><methodName>x</methodName><!-- a -- b --></methodCall>",
+    ];
+    for body in cases {
+        xml_err(body);
+    }
+    // Well-formed attributes are ignored.
+    let c = ok(
+        "/xmlrpc/2/common",
+        "<methodCall xmlns:x=\"urn:x\"><methodName>version</methodName></methodCall>",
+    );
+    assert_eq!(c.service_method.as_deref(), Some("version"));
+    assert_eq!(
+        xml_err("<methodCall><params/></methodCall>"),
+        ParseError::MissingField("methodName")
+    );
+    // Not UTF-8.
+    let e = parse_at(
+        "/xmlrpc/2/object",
+        &[],
+        b"<methodCall><methodName>\xff</methodName></methodCall>",
+    )
+    .unwrap_err();
+    assert!(matches!(e, ParseError::InvalidXml(_)));
+    // execute_kw with a string uid: same rule as JSON-RPC.
+    let e = err(
+        "/xmlrpc/2/object",
+        "<methodCall><methodName>execute_kw</methodName><params><param><value>db</value></param>\
+         <param><value>2</value></param><param><value>pw</value></param><param><value>m</value></param>\
+         <param><value>read</value></param></params></methodCall>",
+    );
+    assert_eq!(
+        e,
+        ParseError::BadField {
+            field: "args[1] (uid)",
+            expected: "an integer"
+        }
+    );
+}
+
+#[test]
+fn xmlrpc_nesting_is_bounded() {
+    let nested = |depth: usize| {
+        format!(
+            "<methodCall><methodName>x</methodName><params><param><value>{}<int>1</int>{}</value></param></params></methodCall>",
+            "<array><data><value>".repeat(depth),
+            "</value></data></array>".repeat(depth)
+        )
+    };
+    // 1 + 63 arrays = 64 levels of values: accepted; and one more is refused.
+    let c = ok("/xmlrpc/2/common", &nested(MAX_XML_DEPTH - 1));
+    round_trip(&c, &[]);
+    assert!(matches!(
+        xml_err(&nested(MAX_XML_DEPTH)),
+        ParseError::InvalidXml(_)
+    ));
+    // Hostile depth: refused without overflowing the stack.
+    assert!(matches!(
+        xml_err(&nested(100_000)),
+        ParseError::InvalidXml(_)
+    ));
+    let structs = format!(
+        "<methodCall><methodName>x</methodName><params><param><value>{}</value></param></params></methodCall>",
+        "<struct><member><name>a</name><value>".repeat(10_000)
+    );
+    xml_err(&structs);
+}
+
+// === /json/2 ===
+
+#[test]
+fn json2_named_arguments_and_bearer_key() {
+    let headers = [
+        ("authorization", "BEARER key123"),
+        ("x-odoo-database", "prod"),
+        ("cookie", "session_id=sid"),
+    ];
+    let c = parse_at(
+        "/json/2/res.partner/search_read",
+        &headers,
+        br#"{"domain":[["is_company","=",true]],"fields":["name"],"limit":5,"context":{"lang":"en_US"}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.shape, Shape::Json2);
+    assert_eq!(c.id, None);
+    assert_eq!(c.model.as_deref(), Some("res.partner"));
+    assert_eq!(c.method.as_deref(), Some("search_read"));
+    assert!(c.args.is_empty());
+    assert_eq!(c.kwargs["limit"], 5);
+    assert_eq!(c.context().unwrap()["lang"], "en_US");
+    assert_eq!(c.db.as_deref(), Some("prod"));
+    assert_eq!(
+        c.credential,
+        Credential::ApiKey {
+            key: "key123".into(),
+            db: Some("prod".into())
+        }
+    );
+    round_trip(&c, &headers);
+
+    let headers = [("authorization", "bearer k")];
+    let c = parse_at(
+        "/json/2/res.partner/write",
+        &headers,
+        br#"{"ids":[1,2],"vals":{"name":"x"}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.args, vec![json!([1, 2])]);
+    assert!(!c.kwargs.contains_key("ids"));
+    assert_eq!(
+        c.credential,
+        Credential::ApiKey {
+            key: "k".into(),
+            db: None
+        }
+    );
+    let body = round_trip(&c, &headers);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v, json!({"ids": [1, 2], "vals": {"name": "x"}}));
+}
+
+#[test]
+fn json2_path_is_authoritative_and_credentials_fall_back() {
+    let c = parse_at(
+        "/json/2/res.partner/read",
+        &[("cookie", "session_id=s1")],
+        br#"{"method":"unlink","model":"x"}"#,
+    )
+    .unwrap();
+    assert_eq!(c.method.as_deref(), Some("read"));
+    assert_eq!(c.kwargs["method"], "unlink");
+    assert_eq!(c.credential, Credential::Session("s1".into()));
+    for auth in ["Basic abc", "bearer ", "bearer", "Bearerx"] {
+        let c = parse_at("/json/2/a/b", &[("authorization", auth)], b"{}").unwrap();
+        assert_eq!(c.credential, Credential::None, "{auth}");
+    }
+    let c = parse_at("/json/2/a/b", &[("authorization", "Bearer  spaced")], b"{}").unwrap();
+    assert_eq!(
+        c.credential,
+        Credential::ApiKey {
+            key: " spaced".into(),
+            db: None
+        }
+    );
+    assert_eq!(err("/json/2/a/b", "[]"), ParseError::NotAnObject);
+    assert_eq!(err("/json/2/a/b", "1"), ParseError::NotAnObject);
+    assert!(matches!(err("/json/2/a/b", ""), ParseError::InvalidJson(_)));
+    let mut bad = head("/json/2/a/b", &[]);
+    bad.headers.insert(
+        "x-odoo-database",
+        http::HeaderValue::from_bytes(b"\xe9t\xe9").unwrap(),
+    );
+    assert_eq!(
+        parse(&endpoint("/json/2/a/b"), &bad, b"{}").unwrap_err(),
+        ParseError::BadField {
+            field: "X-Odoo-Database",
+            expected: "visible ASCII"
+        }
+    );
+}
+
+#[test]
+fn json2_unrepresentable_rewrites() {
+    let mut c = parse_at("/json/2/a/b", &[], br#"{"ids":[1]}"#).unwrap();
+    c.args.push(json!(2));
+    assert!(matches!(
+        c.to_body(),
+        Err(SerialiseError::Unrepresentable(_))
+    ));
+    c.args.clear();
+    c.kwargs.insert("ids".into(), json!([1]));
+    assert!(matches!(
+        c.to_body(),
+        Err(SerialiseError::Unrepresentable(_))
+    ));
+}
+
+// === session and other JSON routes ===
+
+#[test]
+fn session_authenticate() {
+    let c = parse_at(
+        "/web/session/authenticate",
+        &[],
+        br#"{"jsonrpc":"2.0","method":"call","params":{"db":"prod","login":"admin","password":"secret"},"id":1}"#,
+    )
+    .unwrap();
+    assert_eq!(c.shape, Shape::WebJson);
+    assert_eq!(c.db.as_deref(), Some("prod"));
+    assert_eq!(c.params["login"], "admin");
+    assert_eq!(c.credential, Credential::None);
+    assert_eq!(c.login_attempt(), Some((Some("prod"), "admin")));
+    round_trip(&c, &[]);
+    // A rewritten db is written back.
+    let mut moved = c.clone();
+    moved.db = Some("other".into());
+    let v: Value = serde_json::from_slice(&moved.to_body().unwrap()).unwrap();
+    assert_eq!(v["params"]["db"], "other");
+}
+
+#[test]
+fn web_json_routes() {
+    let c = ok(
+        "/web/session/get_session_info",
+        r#"{"jsonrpc":"2.0","method":"call","id":5}"#,
+    );
+    assert!(c.params.is_empty());
+    assert_eq!(c.db, None);
+    assert_eq!(c.credential, Credential::Session("sid123".into()));
+    round_trip(&c, &[("cookie", "session_id=sid123")]);
+
+    let c = ok(
+        "/web/action/load",
+        r#"{"jsonrpc":"2.0","method":"call","params":{"action_id":42,"context":{"lang":"en_US"}},"id":6}"#,
+    );
+    assert_eq!(c.params["action_id"], 42);
+    assert_eq!(c.context().unwrap()["lang"], "en_US");
+    assert_eq!((c.model.as_ref(), c.method.as_ref()), (None, None));
+    round_trip(&c, &[("cookie", "session_id=sid123")]);
+
+    let c = ok(
+        "/websocket/peek_notifications",
+        r#"{"params":{"channels":[],"last":0,"is_first_poll":true},"id":null}"#,
+    );
+    assert_eq!(c.id, Some(Value::Null));
+    round_trip(&c, &[("cookie", "session_id=sid123")]);
+    // db only names the login's database.
+    let c = ok("/web/session/check", r#"{"params":{"db":"x"}}"#);
+    assert_eq!(c.db, None);
+}
+
+// === cookies ===
+
+#[test]
+fn session_cookie_parsing() {
+    let sid = |values: &[&str]| {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(
+                http::header::COOKIE,
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        session_cookie(&headers).map(str::to_owned)
+    };
+    assert_eq!(sid(&[]), None);
+    assert_eq!(sid(&["session_id=abc"]), Some("abc".into()));
+    assert_eq!(
+        sid(&["cids=1; session_id=abc; tz=Europe/Brussels"]),
+        Some("abc".into())
+    );
+    assert_eq!(sid(&["cids=1;session_id=abc"]), Some("abc".into()));
+    assert_eq!(sid(&["  session_id =  abc  ; x=1"]), Some("abc".into()));
+    assert_eq!(sid(&["session_id=\"abc\""]), Some("abc".into()));
+    assert_eq!(sid(&["x_session_id=no; session_idx=no"]), None);
+    assert_eq!(sid(&["session_id"]), None);
+    assert_eq!(
+        sid(&["session_id=first; session_id=second"]),
+        Some("first".into())
+    );
+    assert_eq!(
+        sid(&["tz=UTC", "session_id=second-header"]),
+        Some("second-header".into())
+    );
+    assert_eq!(sid(&["session_id=a", "session_id=b"]), Some("a".into()));
+    assert_eq!(sid(&["session_id=; session_id=b"]), None);
+    assert_eq!(sid(&["session_id=a=b"]), Some("a=b".into()));
+    let mut headers = HeaderMap::new();
+    headers.append(
+        http::header::COOKIE,
+        http::HeaderValue::from_bytes(b"session_id=\xff").unwrap(),
+    );
+    assert_eq!(session_cookie(&headers), None);
+}
+
+// === serialisation errors ===
+
+#[test]
+fn to_body_needs_what_the_shape_needs() {
+    let mut c = ok("/web/dataset/call_kw", WEB_SEARCH_READ);
+    c.model = None;
+    assert_eq!(c.to_body(), Err(SerialiseError::MissingField("model")));
+    let mut c = ok("/jsonrpc", EXECUTE_KW);
+    c.credential = Credential::None;
+    assert!(matches!(c.to_body(), Err(SerialiseError::MissingField(_))));
+    let mut c = ok("/jsonrpc", EXECUTE_KW);
+    c.service_method = None;
+    assert_eq!(
+        c.to_body(),
+        Err(SerialiseError::MissingField("service_method"))
+    );
+}
+
+#[test]
+fn rewritten_calls_are_written_in_their_shape() {
+    let mut c = ok("/jsonrpc", EXECUTE_KW);
+    c.kwargs.insert("limit".into(), json!(80));
+    c.args.clear();
+    let v: Value = serde_json::from_slice(&c.to_body().unwrap()).unwrap();
+    assert_eq!(
+        v["params"]["args"],
+        json!(["prod", 2, "secret-or-apikey", "res.partner", "search_read", [],
+               {"fields": ["name", "email"], "limit": 80, "context": {"lang": "fr_FR", "tz": "Europe/Brussels"}}])
+    );
+    assert_eq!(v["id"], 3);
+    let mut x = ok("/xmlrpc/2/object", XML_EXECUTE_KW);
+    x.kwargs.insert("limit".into(), json!(80));
+    let again = parse_at("/xmlrpc/2/object", &[], &x.to_body().unwrap()).unwrap();
+    assert_eq!(again.kwargs["limit"], 80);
+}
+
+// === robustness ===
+
+const PATHS: &[&str] = &[
+    "/web/dataset/call_kw/res.partner/read",
+    "/web/dataset/call_button",
+    "/jsonrpc",
+    "/xmlrpc/2/object",
+    "/xmlrpc/common",
+    "/json/2/res.partner/search_read",
+    "/web/session/authenticate",
+    "/web/action/load",
+];
+
+#[test]
+fn every_prefix_of_valid_bodies_is_handled() {
+    for (path, body) in [
+        ("/web/dataset/call_kw", WEB_SEARCH_READ),
+        ("/jsonrpc", EXECUTE_KW),
+        ("/xmlrpc/2/object", XML_EXECUTE_KW),
+    ] {
+        let full = body.as_bytes();
+        for end in 0..full.len() {
+            for p in PATHS.iter().copied().chain([path]) {
+                let _ = parse_at(p, &[("cookie", "session_id=x")], &full[..end]);
+            }
+        }
+        parse_at(path, &[], full).unwrap();
+    }
+}
+
+fn leaf(xml_safe: bool) -> impl Strategy<Value = Value> {
+    let string = if xml_safe {
+        // Characters XML 1.0 can carry, specials included.
+        "[a-zA-Z0-9 <>&'\"\r\n\t\u{e9}\u{20ac}\u{1f600}\\\\]{0,12}".boxed()
+    } else {
+        any::<String>().boxed()
+    };
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        // Short decimals: serde_json parses them back exactly.
+        any::<i32>().prop_map(|n| Value::from(f64::from(n) / 100.0)),
+        string.prop_map(Value::String),
+    ]
+}
+
+fn json_value(xml_safe: bool) -> impl Strategy<Value = Value> {
+    leaf(xml_safe).prop_recursive(4, 32, 6, move |inner| {
+        let key = if xml_safe {
+            "[a-z_<&]{0,8}".boxed()
+        } else {
+            any::<String>().boxed()
+        };
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(key, inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn args_kwargs(xml_safe: bool) -> impl Strategy<Value = (Vec<Value>, Map<String, Value>)> {
+    (
+        prop::collection::vec(json_value(xml_safe), 0..4),
+        prop::collection::btree_map("[a-z_]{1,8}", json_value(xml_safe), 0..4)
+            .prop_map(|m| m.into_iter().collect::<Map<_, _>>()),
+    )
+}
+
+proptest! {
+    #[test]
+    fn call_kw_round_trips((args, kwargs) in args_kwargs(false), id in json_value(false), extra in json_value(false)) {
+        let body = json!({
+            "jsonrpc": "2.0", "method": "call", "id": id,
+            "params": {"model": "res.partner", "method": "search_read", "args": args, "kwargs": kwargs, "extra": extra},
+        });
+        let c = parse_at("/web/dataset/call_kw", &[("cookie", "session_id=s")], body.to_string().as_bytes()).unwrap();
+        prop_assert_eq!(&c.args, &args);
+        prop_assert_eq!(&c.kwargs, &kwargs);
+        round_trip(&c, &[("cookie", "session_id=s")]);
+    }
+
+    #[test]
+    fn jsonrpc_round_trips((args, kwargs) in args_kwargs(false), uid in any::<i64>(), password in any::<String>()) {
+        let body = json!({
+            "jsonrpc": "2.0", "method": "call", "id": 1,
+            "params": {"service": "object", "method": "execute_kw",
+                       "args": ["db", uid, password, "res.partner", "read", args, kwargs]},
+        });
+        let c = parse_at("/jsonrpc", &[], body.to_string().as_bytes()).unwrap();
+        prop_assert_eq!(&c.args, &args);
+        prop_assert_eq!(&c.kwargs, &kwargs);
+        round_trip(&c, &[]);
+    }
+
+    #[test]
+    fn xmlrpc_round_trips((args, kwargs) in args_kwargs(true), uid in any::<i64>()) {
+        let json = ok("/jsonrpc", &json!({
+            "params": {"service": "object", "method": "execute_kw",
+                       "args": ["db", uid, "pw", "res.partner", "read", args, kwargs]},
+        }).to_string());
+        // The same call as XML-RPC: write it, read it, write it again.
+        let xml_call = Call { shape: Shape::XmlRpc { legacy: false }, path: "/xmlrpc/2/object".into(), id: None, params: Map::new(), ..json };
+        let body = xml_call.to_body().unwrap();
+        let parsed = parse_at("/xmlrpc/2/object", &[], &body).unwrap();
+        prop_assert_eq!(&parsed, &xml_call);
+        round_trip(&parsed, &[]);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..256)) {
+        for path in PATHS {
+            let _ = parse_at(path, &[("cookie", "session_id=x"), ("authorization", "bearer k")], &body);
+        }
+    }
+
+    #[test]
+    fn random_xml_never_panics(body in "[<>/a-zA-Z!?\\[\\]&#;=\"' -]{0,200}") {
+        let _ = parse_at("/xmlrpc/2/object", &[], body.as_bytes());
+        let wrapped = format!("<methodCall><methodName>x</methodName><params><param><value>{body}</value></param></params></methodCall>");
+        let _ = parse_at("/xmlrpc/2/object", &[], wrapped.as_bytes());
+    }
+
+    #[test]
+    fn random_json_shapes_never_panic(v in json_value(false)) {
+        let bodies = [
+            v.to_string(),
+            json!({"params": v}).to_string(),
+            json!({"params": {"model": "m", "method": "read", "args": v}}).to_string(),
+            json!({"params": {"service": "object", "method": "execute_kw", "args": v}}).to_string(),
+            json!({"params": {"service": "object", "method": "execute", "args": ["db", 1, "pw", "m", "read", v]}}).to_string(),
+        ];
+        for body in &bodies {
+            for path in PATHS {
+                if let Ok(c) = parse_at(path, &[], body.as_bytes()) {
+                    let _ = c.class();
+                    if let Ok(out) = c.to_body() {
+                        let again = parse_at(path, &[], &out).unwrap();
+                        prop_assert_eq!(&again, &c);
+                    }
+                }
+            }
+        }
+    }
+}

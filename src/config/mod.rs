@@ -1,0 +1,499 @@
+//! BridgeCore's one strict YAML file (design.md §4), loaded into a validated [`Config`].
+//!
+//! `conf/bridgecore.yaml` is the commented reference: it lists every key with its default, and a
+//! test keeps it equal to the `Default` impls below (the single source of truth for defaults).
+//!
+//! # Loading
+//! 1. The text is parsed into a tree that remembers each key's and value's line and column
+//!    (`yaml.rs`). Syntax errors stop here; duplicate keys, anchors/aliases (not supported: write
+//!    the value out), tags and extra documents are reported and the rest is still checked.
+//! 2. `${VAR}` / `${VAR:-default}` are replaced in scalar values (`env.rs`), after parsing, so a
+//!    variable can never inject YAML structure. Plain scalars are typed afterwards, so an unquoted
+//!    `${THREADS:-2}` is a number.
+//! 3. Each section (and each tenant) is deserialized into the strict file schema; every unknown
+//!    key is reported, at the key. Units, addresses and names are text in the schema, so the only
+//!    errors that stop a section early are wrong YAML types (`threads: two`); other sections and
+//!    tenants are still checked.
+//! 4. Values are parsed and checked together (units, addresses, CIDRs, cross-references such as
+//!    duplicate hosts across tenants), each problem at the offending key or value.
+//!
+//! Every problem is a [`ConfigError`], printed as `FILE:LINE:COL: message` (1-based line and
+//! column), and all of them are returned at once, sorted by position. A file that cannot be read
+//! is reported at `FILE:1:1`.
+//!
+//! # Choices worth knowing
+//! - Absent key: the default. `server.admin_listen: null` (or `""`) turns the admin listener off.
+//! - Sizes accept `KiB`/`MiB`/`GiB` (powers of 1024) and `KB`/`MB`/`GB` (powers of 1000); see
+//!   [`bridgecore_filters::units`].
+//! - `cache.ttl` and `optimizer.max_limits` are merged over their defaults: listing one method
+//!   keeps the others' defaults; `method: null` removes a default entry.
+//! - At least one tenant is required (without one BridgeCore could only answer 404).
+//! - `trusted_proxies` / `rate_limits.exempt` take CIDRs or bare addresses (a /32 or /128).
+
+mod de;
+mod env;
+mod schema;
+mod server_conf;
+mod validate;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bridgecore_filters::units::Rate;
+use ipnet::IpNet;
+
+/// The validated runtime configuration. Built only by [`Config::load`] and friends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Listeners, threads, limits and process settings (`server:`).
+    pub server: ServerConfig,
+    /// The shared Redis (`redis:`); `None` keeps everything in-process.
+    pub redis: Option<RedisConfig>,
+    /// The Odoo systems BridgeCore fronts (`tenants:`), in file order; never empty.
+    pub tenants: Vec<TenantConfig>,
+    /// The JSON-RPC read cache (`cache:`).
+    pub cache: CacheConfig,
+    /// Global per-caller rate limits (`rate_limits:`).
+    pub rate_limits: RateLimitConfig,
+    /// BridgeCore's own tokens (`auth:`).
+    pub auth: AuthConfig,
+    /// Request rewrites that protect Odoo (`optimizer:`).
+    pub optimizer: OptimizerConfig,
+    /// Response compression (`compression:`).
+    pub compression: CompressionConfig,
+    /// BridgeCore's own WebSocket (`websocket:`).
+    pub websocket: WebsocketConfig,
+    /// Things that are valid but worth telling ops once at startup (a feature off because its
+    /// secret is empty, ...).
+    pub warnings: Vec<String>,
+}
+
+/// The `server:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Plain-HTTP listeners, as `IP:port` (validated socket addresses). Default `["0.0.0.0:8080"]`.
+    pub listen: Vec<String>,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`, admin API without a token), as
+    /// `IP:port`; `None` when set to `null` or `""`. Default `127.0.0.1:9180`.
+    pub admin_listen: Option<String>,
+    /// Worker threads per Pingora service. Default 2.
+    pub threads: usize,
+    /// Largest request body accepted, in bytes. Default 64 MiB.
+    pub max_body_size: u64,
+    /// Peers whose `X-Forwarded-For` is believed. Default none.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Pingora's pid file. Default `/tmp/bridgecore.pid`.
+    pub pid_file: PathBuf,
+    /// The socket a new process (`--upgrade`) takes the listeners over from. Default
+    /// `/tmp/bridgecore_upgrade.sock`.
+    pub upgrade_sock: PathBuf,
+    /// How long a shutting-down (or upgraded-away) process keeps serving before the final
+    /// shutdown step. Whole seconds. Default 30 s (Pingora's own default is 300 s).
+    pub grace_period: Duration,
+    /// The final shutdown step's limit for in-flight requests. Whole seconds. Default 5 s.
+    pub graceful_shutdown_timeout: Duration,
+    /// Fork into the background (also `-d`). Default false.
+    pub daemon: bool,
+    /// Where the error log goes when daemonized; `None` is stderr. Default none.
+    pub error_log: Option<PathBuf>,
+    /// Log one line per request. Default true.
+    pub access_log: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: vec!["0.0.0.0:8080".to_owned()],
+            admin_listen: Some("127.0.0.1:9180".to_owned()),
+            threads: 2,
+            max_body_size: 64 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
+            pid_file: PathBuf::from("/tmp/bridgecore.pid"),
+            upgrade_sock: PathBuf::from("/tmp/bridgecore_upgrade.sock"),
+            grace_period: Duration::from_secs(30),
+            graceful_shutdown_timeout: Duration::from_secs(5),
+            daemon: false,
+            error_log: None,
+            access_log: true,
+        }
+    }
+}
+
+/// The `redis:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://`, `rediss://`, `redis+unix://` or `unix://` URL. Required.
+    pub url: String,
+}
+
+/// One entry of `tenants:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// The map key: used in `/api/v1/systems/{name}/`; `[A-Za-z0-9_.-]+`.
+    pub name: String,
+    /// Host-header names that route here: lowercased, port stripped, unique across tenants.
+    pub hosts: Vec<String>,
+    /// Odoo HTTP workers, as `host:port` (a hostname such as `odoo:8069` is fine). Required.
+    pub upstream: Vec<String>,
+    /// Where `/websocket` and `/longpolling` go (Odoo's gevent port); defaults to `upstream`.
+    pub websocket_upstream: Vec<String>,
+    /// The database BridgeCore's own calls and `/api/v1` logins use. Default none.
+    pub database: Option<String>,
+    /// How long to wait for a connection (and for a free `max_connections` slot). Default 5 s.
+    pub connect_timeout: Duration,
+    /// Read/write timeout towards Odoo. Default 720 s (as Odoo's deployment doc sets).
+    pub timeout: Duration,
+    /// Concurrent proxied requests to Odoo (not `/websocket`). Default 64.
+    pub max_connections: usize,
+    /// Login for BridgeCore's own calls (schema, pollers); empty is `None`. Set with the password.
+    pub service_login: Option<String>,
+    /// Password for `service_login`; empty is `None`.
+    pub service_password: Option<String>,
+    /// Raw Odoo JSON-RPC routes also need a BridgeCore token. Default false.
+    pub require_jwt: bool,
+    /// Allow `/web/database/*` (but the selector) and `/jsonrpc` `db` calls. Default false.
+    pub allow_database_manager: bool,
+    /// This tenant's overrides of the global `rate_limits`.
+    pub rate_limits: RateLimitOverrides,
+}
+
+impl Default for TenantConfig {
+    /// The per-tenant defaults (name, hosts and upstreams empty).
+    fn default() -> Self {
+        TenantConfig {
+            name: String::new(),
+            hosts: Vec::new(),
+            upstream: Vec::new(),
+            websocket_upstream: Vec::new(),
+            database: None,
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(720),
+            max_connections: 64,
+            service_login: None,
+            service_password: None,
+            require_jwt: false,
+            allow_database_manager: false,
+            rate_limits: RateLimitOverrides::default(),
+        }
+    }
+}
+
+/// A tenant's `rate_limits:`; `None` inherits the global limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimitOverrides {
+    /// Logins.
+    pub auth: Option<Rate>,
+    /// Reads.
+    pub read: Option<Rate>,
+    /// Writes.
+    pub write: Option<Rate>,
+    /// Deletes (`unlink`).
+    pub delete: Option<Rate>,
+}
+
+/// Where cache entries live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheBackend {
+    /// In-process (`memory`, the default).
+    #[default]
+    Memory,
+    /// The shared Redis of the `redis:` section (`redis`).
+    Redis,
+}
+
+/// `cache.ttl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheTtl {
+    /// For methods without their own entry. Default 300 s.
+    pub default: Duration,
+    /// Per-method TTLs. Defaults: `fields_get` 3600 s, `name_search` 600 s, `search_read` 300 s.
+    pub methods: BTreeMap<String, Duration>,
+}
+
+impl Default for CacheTtl {
+    fn default() -> Self {
+        CacheTtl {
+            default: Duration::from_secs(300),
+            methods: BTreeMap::from([
+                ("fields_get".to_owned(), Duration::from_secs(3_600)),
+                ("name_search".to_owned(), Duration::from_secs(600)),
+                ("search_read".to_owned(), Duration::from_secs(300)),
+            ]),
+        }
+    }
+}
+
+impl CacheTtl {
+    /// The TTL for `method`.
+    pub fn for_method(&self, method: &str) -> Duration {
+        self.methods.get(method).copied().unwrap_or(self.default)
+    }
+}
+
+/// One entry of `cache.models`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ModelCacheConfig {
+    /// Overrides the method TTL for this model.
+    pub ttl: Option<Duration>,
+    /// Same data for every user: the key drops the caller's identity. Default false.
+    pub shared: bool,
+}
+
+/// The `cache:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Cache JSON-RPC reads at all. Default true.
+    pub enabled: bool,
+    /// Where entries live. Default memory.
+    pub backend: CacheBackend,
+    /// Memory budget of the in-process store, in bytes. Default 256 MiB.
+    pub max_memory: u64,
+    /// HMAC key for credential identities; `None` (empty) means a random key per start.
+    pub key_secret: Option<String>,
+    /// TTLs.
+    pub ttl: CacheTtl,
+    /// Per-model settings, by model name. Default none.
+    pub models: BTreeMap<String, ModelCacheConfig>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            backend: CacheBackend::Memory,
+            max_memory: 256 * 1024 * 1024,
+            key_secret: None,
+            ttl: CacheTtl::default(),
+            models: BTreeMap::new(),
+        }
+    }
+}
+
+/// The global `rate_limits:` section (per caller and category).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Logins. Default 10/minute.
+    pub auth: Rate,
+    /// Reads. Default 100/minute.
+    pub read: Rate,
+    /// Writes. Default 50/minute.
+    pub write: Rate,
+    /// Deletes. Default 20/minute.
+    pub delete: Rate,
+    /// Callers never limited. Default none.
+    pub exempt: Vec<IpNet>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            auth: Rate::per_minute(10),
+            read: Rate::per_minute(100),
+            write: Rate::per_minute(50),
+            delete: Rate::per_minute(20),
+            exempt: Vec::new(),
+        }
+    }
+}
+
+/// JWT signing algorithms (HMAC, as the key is a shared secret).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 (the default).
+    #[default]
+    HS256,
+    /// HMAC-SHA384.
+    HS384,
+    /// HMAC-SHA512.
+    HS512,
+}
+
+/// `auth.jwt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// Default HS256.
+    pub algorithm: JwtAlgorithm,
+    /// The signing key; `None` (empty) turns JWT auth off, with a warning.
+    pub secret: Option<String>,
+    /// Access-token lifetime. Default 15 min.
+    pub access_ttl: Duration,
+    /// Refresh-token lifetime. Default 7 days.
+    pub refresh_ttl: Duration,
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        JwtConfig {
+            algorithm: JwtAlgorithm::HS256,
+            secret: None,
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// The `auth:` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// BridgeCore's tokens.
+    pub jwt: JwtConfig,
+}
+
+/// The `optimizer:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptimizerConfig {
+    /// Largest `limit` per method; bigger (or missing) limits are capped. Defaults:
+    /// `search_read` 200, `web_search_read` 200, `read` 100, `name_search` 50.
+    pub max_limits: BTreeMap<String, u64>,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        OptimizerConfig {
+            max_limits: BTreeMap::from([
+                ("search_read".to_owned(), 200),
+                ("web_search_read".to_owned(), 200),
+                ("read".to_owned(), 100),
+                ("name_search".to_owned(), 50),
+            ]),
+        }
+    }
+}
+
+/// The `compression:` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionConfig {
+    /// gzip on. Default true.
+    pub gzip: bool,
+    /// brotli on. Default true.
+    pub brotli: bool,
+    /// zstd on. Default true.
+    pub zstd: bool,
+    /// Smaller bodies are sent as they are, in bytes. Default 1000.
+    pub min_size: u64,
+}
+
+impl Default for CompressionConfig {
+    fn default() -> Self {
+        CompressionConfig {
+            gzip: true,
+            brotli: true,
+            zstd: true,
+            min_size: 1000,
+        }
+    }
+}
+
+/// The `websocket:` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebsocketConfig {
+    /// How often subscribed models are polled for changes made outside BridgeCore. Default 5 s.
+    pub poll_interval: Duration,
+}
+
+impl Default for WebsocketConfig {
+    fn default() -> Self {
+        WebsocketConfig {
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// One problem in a configuration file, at a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file name as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong, and usually what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in a file, sorted by position; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    /// One `FILE:LINE:COL: message` per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads and validates the file at `path`, with `${VAR}` taken from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_yaml(&text, &file),
+            Err(e) => Err(ConfigErrors(vec![ConfigError {
+                file,
+                line: 1,
+                col: 1,
+                message: format!("cannot read the configuration file: {e}"),
+            }])),
+        }
+    }
+
+    /// Validates `text`, naming it `file_name` in errors, with `${VAR}` taken from the process
+    /// environment.
+    pub fn from_yaml(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+        Config::from_yaml_with_env(text, file_name, &|name| std::env::var(name).ok())
+    }
+
+    /// Validates `text` with `${VAR}` looked up through `env` (tests use this instead of
+    /// changing the process environment).
+    pub fn from_yaml_with_env(
+        text: &str,
+        file_name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        validate::load(text, env).map_err(|problems| {
+            ConfigErrors(
+                problems
+                    .into_iter()
+                    .map(|p| ConfigError {
+                        file: file_name.to_owned(),
+                        line: p.pos.line,
+                        col: p.pos.col,
+                        message: p.message,
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// The tenant called `name`.
+    pub fn tenant(&self, name: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.name == name)
+    }
+}

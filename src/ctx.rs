@@ -1,0 +1,111 @@
+//! Per-request state carried through Pingora's phases.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bridgecore_filters::{Call, Class, Endpoint};
+use bytes::{Bytes, BytesMut};
+use http::HeaderValue;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::runtime::Runtime;
+use crate::tenant::Tenant;
+
+/// Everything BridgeCore knows about one request.
+pub struct RequestCtx {
+    /// When the request started (monotonic).
+    pub start: Instant,
+    /// When the request started (wall clock, for the log).
+    pub started_at: SystemTime,
+    /// `X-Request-Id`: the client's if it sent a sane one, else a new UUID.
+    pub request_id: String,
+    /// The TCP peer.
+    pub peer: Option<IpAddr>,
+    /// The client (the peer, or the right-most untrusted `X-Forwarded-For` entry behind
+    /// trusted proxies).
+    pub client_ip: Option<IpAddr>,
+    /// Whether the client connection is TLS.
+    pub tls: bool,
+    /// The configuration generation this request runs on.
+    pub runtime: Option<Arc<Runtime>>,
+    /// The tenant, once routed.
+    pub tenant: Option<Arc<Tenant>>,
+    /// The Odoo endpoint of the path.
+    pub endpoint: Endpoint,
+    /// `/websocket` or `/longpolling`: goes to the bus upstream, not counted in
+    /// `max_connections`.
+    pub websocket: bool,
+    /// The parsed call, for RPC routes.
+    pub call: Option<Call>,
+    /// The call's class (or the class of an unparsed request that counts).
+    pub class: Option<Class>,
+    /// The body to send upstream instead of the client's (a filter rewrote the call).
+    pub new_body: Option<Bytes>,
+    /// A copy of a streamed RPC body (too large or chunked to read first), parsed at its end
+    /// for classification and logs. Dropped when it grows past the parse cap.
+    pub stream_copy: Option<BytesMut>,
+    /// Request body bytes seen so far.
+    pub body_bytes: u64,
+    /// The slot under the tenant's `max_connections`, held until the request ends.
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// The client's own `Accept-Encoding`, restored for the upstream request (the downstream
+    /// header is narrowed to the coding BridgeCore picked).
+    pub accept_encoding: Option<HeaderValue>,
+    /// The client gets brotli, which BridgeCore encodes itself (see `compress.rs`).
+    pub brotli: bool,
+    /// The brotli encoder of this response, when it is being compressed.
+    pub brotli_stream: Option<crate::compress::BrotliStream>,
+    /// When the request was sent to Odoo.
+    pub upstream_start: Option<Instant>,
+    /// How long Odoo took, up to the end of its response body.
+    pub upstream_time: Option<Duration>,
+    /// Connection attempts to upstreams.
+    pub connect_attempts: usize,
+    /// Who answered, when BridgeCore answered itself (`bridgecore` or a filter's name).
+    pub answered_by: Option<&'static str>,
+    /// The reason label for `bridgecore_answered_total`.
+    pub answered_reason: Option<&'static str>,
+    /// Whether the filter chain's response sides must run for this request.
+    pub chain_forwarded: bool,
+    /// State filters keep between their request and response sides.
+    pub filter_state: http::Extensions,
+}
+
+impl RequestCtx {
+    pub(crate) fn new() -> Self {
+        RequestCtx {
+            start: Instant::now(),
+            started_at: SystemTime::now(),
+            request_id: String::new(),
+            peer: None,
+            client_ip: None,
+            tls: false,
+            runtime: None,
+            tenant: None,
+            endpoint: Endpoint::Other,
+            websocket: false,
+            call: None,
+            class: None,
+            new_body: None,
+            stream_copy: None,
+            body_bytes: 0,
+            permit: None,
+            accept_encoding: None,
+            brotli: false,
+            brotli_stream: None,
+            upstream_start: None,
+            upstream_time: None,
+            connect_attempts: 0,
+            answered_by: None,
+            answered_reason: None,
+            chain_forwarded: false,
+            filter_state: http::Extensions::new(),
+        }
+    }
+
+    /// The tenant's name, or `none`, for metric labels.
+    pub fn tenant_label(&self) -> &str {
+        self.tenant.as_ref().map_or("none", |t| t.name())
+    }
+}

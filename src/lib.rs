@@ -1,0 +1,341 @@
+//! BridgeCore: an Odoo-aware edge proxy on Pingora.
+//!
+//! It stands in front of one or many Odoo servers in place of nginx, parses every JSON-RPC
+//! call into a [`Call`](bridgecore_filters::Call), runs a chain of
+//! [`Filter`](bridgecore_filters::Filter)s over it, and forwards it with the headers Odoo's
+//! proxy mode expects. This crate is the Pingora glue; the protocol and policy live in
+//! `bridgecore-filters`.
+//!
+//! # Embedding
+//! Another Pingora program can add BridgeCore to its own server, with a filter of its own:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use async_trait::async_trait;
+//! use bridgecore::{config::Config, BridgeCore};
+//! use bridgecore::filters::{Call, Decision, ErrorKind, Exchange, Filter, Reply};
+//! use pingora::server::Server;
+//!
+//! /// Refuses every call on `hr.employee`, before it reaches Odoo.
+//! struct NoHr;
+//!
+//! #[async_trait]
+//! impl Filter for NoHr {
+//!     fn name(&self) -> &'static str { "no_hr" }
+//!     async fn on_request(&self, _ex: &mut Exchange<'_>, call: &Call) -> Decision {
+//!         if call.model.as_deref() == Some("hr.employee") {
+//!             return Decision::Respond(Reply::jsonrpc_error(Some(call), ErrorKind::Forbidden, "not here"));
+//!         }
+//!         Decision::Continue
+//!     }
+//! }
+//!
+//! fn main() -> anyhow::Result<()> {
+//!     let config = Config::load("conf/bridgecore.yaml".as_ref())?;
+//!     let mut server = Server::new_with_opt_and_conf(None, config.server.pingora_conf());
+//!     server.bootstrap();
+//!     let bridgecore = BridgeCore::builder(config).filter(Arc::new(NoHr)).build()?;
+//!     let _handle = bridgecore.add_to(&mut server);   // its listeners, the admin listener
+//!     // server.add_service(...);                      // the embedder's own services
+//!     server.run_forever();
+//! }
+//! ```
+
+pub mod access_log;
+mod admin;
+mod compress;
+pub mod config;
+mod ctx;
+pub mod metrics;
+pub mod odoo_client;
+mod proxy;
+pub mod runtime;
+pub mod signals;
+pub mod tenant;
+
+pub use bridgecore_filters as filters;
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bridgecore_filters::Filter;
+use pingora::apps::http_app::HttpServer;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
+
+use crate::access_log::AccessLog;
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use crate::runtime::Runtime;
+
+/// Why BridgeCore could not be built or reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A tenant could not be built (an upstream that does not resolve, ...).
+    #[error(transparent)]
+    Tenant(#[from] tenant::TenantError),
+    /// The metrics registry refused a metric.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The server thread could not be started or did not start listening.
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// State shared by the proxy, the admin listener and reloads.
+pub(crate) struct Shared {
+    pub(crate) runtime: ArcSwap<Runtime>,
+    pub(crate) extra_filters: Vec<Arc<dyn Filter>>,
+    pub(crate) metrics: Metrics,
+    pub(crate) access_log: AccessLog,
+}
+
+/// Builds a [`BridgeCore`] from a configuration and the embedder's filters.
+pub struct Builder {
+    config: Config,
+    filters: Vec<Arc<dyn Filter>>,
+}
+
+impl Builder {
+    /// Adds a filter after BridgeCore's own. It stays in place across reloads.
+    pub fn filter(mut self, filter: Arc<dyn Filter>) -> Self {
+        self.filters.push(filter);
+        self
+    }
+
+    /// Builds the tenants and the filter chain.
+    pub fn build(self) -> Result<BridgeCore, BuildError> {
+        let access_log = AccessLog::start(self.config.server.access_log);
+        let runtime = Runtime::build(self.config, &self.filters)?;
+        let shared = Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            extra_filters: self.filters,
+            metrics: Metrics::new()?,
+            access_log,
+        };
+        Ok(BridgeCore {
+            shared: Arc::new(shared),
+        })
+    }
+}
+
+/// A built BridgeCore, ready to be added to a Pingora server.
+pub struct BridgeCore {
+    shared: Arc<Shared>,
+}
+
+/// Reloads and inspects a running BridgeCore.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Handle {
+    /// Swaps in a new configuration. Requests in flight finish on the old one; listener
+    /// addresses cannot change this way (they need a graceful upgrade). On error the old
+    /// configuration stays.
+    pub fn reload(&self, config: Config) -> Result<(), BuildError> {
+        match Runtime::build(config, &self.shared.extra_filters) {
+            Ok(rt) => {
+                self.shared.runtime.store(Arc::new(rt));
+                self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
+                Ok(())
+            }
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .reloads
+                    .with_label_values(&["error"])
+                    .inc();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.runtime.load().config.clone()
+    }
+
+    /// The Prometheus text of BridgeCore's metrics.
+    pub fn metrics(&self) -> Vec<u8> {
+        self.shared.metrics.render()
+    }
+}
+
+impl BridgeCore {
+    /// Starts building from a validated configuration.
+    pub fn builder(config: Config) -> Builder {
+        Builder {
+            config,
+            filters: Vec::new(),
+        }
+    }
+
+    /// A handle for reloads.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The proxy service, listening on `server.listen`.
+    pub fn proxy_service(
+        &self,
+        server_conf: &Arc<ServerConf>,
+    ) -> Service<pingora::proxy::HttpProxy<Proxy>> {
+        let proxy = Proxy {
+            shared: self.shared.clone(),
+        };
+        let mut service =
+            pingora::proxy::http_proxy_service_with_name(server_conf, proxy, "bridgecore");
+        for addr in &self.shared.runtime.load().config.server.listen {
+            service.add_tcp(addr);
+        }
+        service
+    }
+
+    /// The admin service on `server.admin_listen`, if configured.
+    pub fn admin_service(&self) -> Option<Service<HttpServer<AdminApp>>> {
+        let addr = self
+            .shared
+            .runtime
+            .load()
+            .config
+            .server
+            .admin_listen
+            .clone()?;
+        let app = AdminApp {
+            shared: self.shared.clone(),
+        };
+        let mut service = Service::new("bridgecore admin".to_string(), HttpServer::new_app(app));
+        service.add_tcp(&addr);
+        Some(service)
+    }
+
+    /// Adds the proxy and admin services to `server` and returns the reload handle.
+    pub fn add_to(self, server: &mut Server) -> Handle {
+        let proxy = self.proxy_service(&server.configuration);
+        server.add_service(proxy);
+        if let Some(admin) = self.admin_service() {
+            server.add_service(admin);
+        }
+        self.handle()
+    }
+}
+
+/// A BridgeCore running on its own thread: for tests and for programs that do not run a
+/// Pingora server of their own. Dropping it shuts the server down.
+pub struct Running {
+    handle: Handle,
+    listen: SocketAddr,
+    admin: Option<SocketAddr>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct StopSignal(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for StopSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        if let Some(rx) = self.0.lock().await.take() {
+            let _ = rx.await;
+        }
+        ShutdownSignal::FastShutdown
+    }
+}
+
+impl Running {
+    /// Starts `bridgecore` on a new thread and returns once its listeners accept connections.
+    pub fn start(bridgecore: BridgeCore) -> Result<Running, BuildError> {
+        let config = bridgecore.handle().config();
+        let parse = |s: &str| {
+            s.parse::<SocketAddr>()
+                .map_err(|e| BuildError::Server(format!("listen address `{s}`: {e}")))
+        };
+        let listen = parse(
+            config
+                .server
+                .listen
+                .first()
+                .ok_or_else(|| BuildError::Server("no listener".into()))?,
+        )?;
+        let admin = config
+            .server
+            .admin_listen
+            .as_deref()
+            .map(parse)
+            .transpose()?;
+        let mut server = Server::new_with_opt_and_conf(None, config.server.pingora_conf());
+        server.bootstrap();
+        let handle = bridgecore.add_to(&mut server);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let signal = StopSignal(tokio::sync::Mutex::new(Some(rx)));
+        let thread = std::thread::Builder::new()
+            .name("bridgecore".into())
+            .spawn(move || {
+                server.run(RunArgs {
+                    shutdown_signal: Box::new(signal),
+                })
+            })
+            .map_err(|e| BuildError::Server(e.to_string()))?;
+        let running = Running {
+            handle,
+            listen,
+            admin,
+            stop: Some(tx),
+            thread: Some(thread),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for addr in std::iter::once(listen).chain(admin) {
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                if Instant::now() > deadline {
+                    return Err(BuildError::Server(format!("{addr} is not listening")));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Ok(running)
+    }
+
+    /// The first proxy listener.
+    pub fn addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// The reload handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,138 @@
+//! Prometheus metrics, in BridgeCore's own registry.
+//!
+//! Every label is bounded: tenants are the configured names (plus `none` for requests that
+//! matched no tenant), categories and status classes are fixed sets. Raw paths, user ids and
+//! models never become labels.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// BridgeCore's metrics. One instance per process, shared by every service.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by tenant, call category (`auth`, `read`, `write`, `delete`, `none`) and status
+    /// class (`2xx` … `5xx`).
+    pub requests: IntCounterVec,
+    /// Whole-request duration, by tenant.
+    pub duration: HistogramVec,
+    /// Time spent waiting for Odoo, by tenant.
+    pub upstream_duration: HistogramVec,
+    /// Failures talking to Odoo, by tenant and kind (`connect`, `timeout`, `closed`, `other`).
+    pub upstream_errors: IntCounterVec,
+    /// Requests BridgeCore answered itself, by tenant and reason (`bad_request`, `too_large`,
+    /// `blocked`, `saturated`, `no_tenant`, `filter`).
+    pub answered: IntCounterVec,
+    /// Requests to Odoo in flight, by tenant.
+    pub in_flight: IntGaugeVec,
+    /// Access-log lines dropped because the writer fell behind.
+    pub access_log_dropped: IntCounter,
+    /// Configuration reloads by result (`ok`, `error`).
+    pub reloads: IntCounterVec,
+}
+
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+    720.0,
+];
+
+impl Metrics {
+    /// Registers every metric in a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_requests_total",
+                "Requests by tenant, call category and status class",
+            ),
+            &["tenant", "category", "status"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "bridgecore_request_duration_seconds",
+                "Whole-request duration",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["tenant"],
+        )?;
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "bridgecore_upstream_duration_seconds",
+                "Time from sending the request to Odoo until the response completed",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["tenant"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_upstream_errors_total",
+                "Failures talking to Odoo",
+            ),
+            &["tenant", "kind"],
+        )?;
+        let answered = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_answered_total",
+                "Requests BridgeCore answered itself instead of forwarding",
+            ),
+            &["tenant", "reason"],
+        )?;
+        let in_flight = IntGaugeVec::new(
+            Opts::new(
+                "bridgecore_upstream_in_flight",
+                "Requests to Odoo in flight",
+            ),
+            &["tenant"],
+        )?;
+        let access_log_dropped = IntCounter::new(
+            "bridgecore_access_log_dropped_total",
+            "Access-log lines dropped because the writer fell behind",
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_config_reloads_total",
+                "Configuration reloads by result",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(upstream_duration.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(answered.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(access_log_dropped.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            duration,
+            upstream_duration,
+            upstream_errors,
+            answered,
+            in_flight,
+            access_log_dropped,
+            reloads,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(8192);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        buf
+    }
+}
+
+/// `2xx`, `4xx`, … for a status code; `0` (the client went away) is `none`.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}

@@ -1,0 +1,138 @@
+//! BridgeCore's own JSON-RPC client for one tenant, behind the filters' [`OdooClient`] trait.
+//!
+//! Filters that must ask Odoo something themselves (login, batched reads, `fields_get`) go
+//! through the same upstream set and the same `max_connections` bound as proxied traffic, so
+//! BridgeCore's own calls can never push a tenant's Odoo workers past what ops allowed.
+
+use std::sync::Weak;
+
+use async_trait::async_trait;
+use bridgecore_filters::{OdooClient, OdooError, OdooReply};
+use serde_json::{json, Value};
+
+use crate::config::TenantConfig;
+use crate::tenant::Tenant;
+
+/// The internal client of one tenant.
+pub struct HttpOdooClient {
+    tenant: Weak<Tenant>,
+    http: reqwest::Client,
+}
+
+impl HttpOdooClient {
+    /// The HTTP client with the tenant's timeouts. Odoo answers `Connection: close` from its
+    /// prefork workers, so idle pooling buys little; keep a small pool for the threaded server.
+    pub(crate) fn http_client(cfg: &TenantConfig) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.timeout)
+            .pool_max_idle_per_host(4)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+    }
+
+    pub(crate) fn new(tenant: Weak<Tenant>, http: reqwest::Client) -> Self {
+        HttpOdooClient { tenant, http }
+    }
+}
+
+/// The value of `session_id` in a `Set-Cookie` header, if it sets one.
+fn session_from_set_cookie(v: &str) -> Option<String> {
+    let first = v.split(';').next()?.trim();
+    let (name, value) = first.split_once('=')?;
+    (name.trim() == "session_id").then(|| value.trim().to_string())
+}
+
+#[async_trait]
+impl OdooClient for HttpOdooClient {
+    async fn json_rpc(
+        &self,
+        path: &str,
+        params: Value,
+        session_id: Option<&str>,
+    ) -> Result<OdooReply, OdooError> {
+        let tenant = self
+            .tenant
+            .upgrade()
+            .ok_or_else(|| OdooError::Unavailable("tenant was unloaded".into()))?;
+        let addr = tenant
+            .upstreams
+            .pick()
+            .ok_or_else(|| OdooError::Unavailable("no upstream".into()))?;
+        let _permit = tenant
+            .acquire()
+            .await
+            .ok_or_else(|| OdooError::Unavailable("tenant at max_connections".into()))?;
+        let body = json!({"jsonrpc": "2.0", "method": "call", "params": params, "id": null});
+        let mut req = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .json(&body);
+        if let Some(sid) = session_id {
+            req = req.header(http::header::COOKIE, format!("session_id={sid}"));
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                OdooError::Timeout
+            } else {
+                OdooError::Unavailable(e.to_string())
+            }
+        })?;
+        let new_session = resp
+            .headers()
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(session_from_set_cookie);
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                OdooError::Timeout
+            } else {
+                OdooError::Unavailable(e.to_string())
+            }
+        })?;
+        let mut v: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| OdooError::Protocol(format!("HTTP {status}: not a JSON-RPC answer")))?;
+        if let Some(err) = v.get("error") {
+            let code = err.get("code").and_then(Value::as_i64).unwrap_or(200);
+            let data = err.get("data");
+            let name = data
+                .and_then(|d| d.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("odoo.exceptions.UserError")
+                .to_string();
+            let message = data
+                .and_then(|d| d.get("message"))
+                .or_else(|| err.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            return Err(OdooError::Odoo {
+                code,
+                name,
+                message,
+            });
+        }
+        let result = v.get_mut("result").map(Value::take).unwrap_or(Value::Null);
+        Ok(OdooReply {
+            result,
+            session_id: new_session,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_session_cookie_only() {
+        assert_eq!(
+            session_from_set_cookie("session_id=abc; HttpOnly; Path=/").as_deref(),
+            Some("abc")
+        );
+        assert_eq!(session_from_set_cookie("cids=1; Path=/"), None);
+    }
+}

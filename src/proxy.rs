@@ -1,0 +1,901 @@
+//! BridgeCore's `ProxyHttp`: each Pingora phase is a few lines that call into `filters`.
+//!
+//! Request path (design.md §2): `early_request_filter` fixes the request's identity (request id,
+//! client address, configuration generation) and narrows `Accept-Encoding` for the compression
+//! module; `request_filter` routes to a tenant, answers BridgeCore's own endpoints and refusals,
+//! reads and parses small RPC bodies once, runs the filter chain and takes a slot under the
+//! tenant's `max_connections`; the upstream phases add the headers Odoo's proxy mode reads and
+//! replay a rewritten body; the response phases fix cookies, pick what to compress and run the
+//! chain's response side; `logging` feeds metrics and the access log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bridgecore_filters::classify::class_of_unparsed;
+use bridgecore_filters::encoding::{compressible, negotiate, Coding};
+use bridgecore_filters::error::{api_error, ErrorKind};
+use bridgecore_filters::filter::{
+    ChainDecision, Exchange, HeaderEdit, Outcome, Reply, ResponseHead,
+};
+use bridgecore_filters::{forwarded, jsonrpc, route, Endpoint};
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::Method;
+use pingora::modules::http::compression::{ResponseCompression, ResponseCompressionBuilder};
+use pingora::modules::http::HttpModules;
+use pingora::prelude::*;
+use pingora::proxy::FailToProxy;
+use pingora::ErrorType;
+
+use crate::access_log::AccessLine;
+use crate::compress::{brotli_all, BrotliStream};
+use crate::ctx::RequestCtx;
+use crate::runtime::Route;
+use crate::Shared;
+
+/// Bodies up to this size are read and parsed before the upstream is chosen; it is Pingora's
+/// retry-buffer size, the most that can be replayed upstream (pingora-notes.md §2).
+pub const MAX_READ_BODY: u64 = 64 * 1024;
+/// The largest streamed RPC body whose copy is parsed at its end (for classification and logs).
+const STREAM_PARSE_CAP: usize = 8 * 1024 * 1024;
+/// How long a client may pause while sending a request body (slowloris bodies get 408).
+const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle limit of upgraded `/websocket` connections: Odoo pings every 45 s, and its own keep-alive
+/// closes sockets after 1 h plus up to 30 min (odoo-protocol.md §8.3).
+const WEBSOCKET_IDLE: Duration = Duration::from_secs(2 * 3600);
+/// Compression level for gzip, brotli and zstd.
+const COMPRESSION_LEVEL: u32 = 5;
+
+/// The proxy service's logic.
+pub struct Proxy {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        // Enabled here and switched off per response: the module parses Accept-Encoding
+        // before request_filter runs, so it cannot be switched on later (pingora-notes.md §4).
+        modules.add_module(ResponseCompressionBuilder::enable(COMPRESSION_LEVEL));
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rt = self.shared.runtime.load_full();
+        ctx.request_id = session
+            .get_header("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        ctx.peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if let Some(peer) = ctx.peer {
+            let xff = session
+                .get_header("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            ctx.client_ip = Some(forwarded::client_ip(peer, xff, &|ip| rt.trusts(ip)));
+        }
+        // Narrow Accept-Encoding to the one coding BridgeCore picked (q-values honoured); the
+        // client's header goes upstream unchanged.
+        let original = session.get_header(header::ACCEPT_ENCODING).cloned();
+        let picked = original
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| negotiate(v, rt.codings));
+        // Brotli is BridgeCore's own (see compress.rs); the module only does gzip and zstd.
+        ctx.brotli = picked == Some(Coding::Brotli);
+        let token = match picked {
+            Some(Coding::Brotli) | None => "identity",
+            Some(c) => c.token(),
+        };
+        session
+            .req_header_mut()
+            .insert_header(header::ACCEPT_ENCODING, token)?;
+        ctx.accept_encoding = original;
+        ctx.runtime = Some(rt);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let Some(rt) = ctx.runtime.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no runtime");
+        };
+        let path = session.req_header().uri.path().to_string();
+        ctx.endpoint = route::endpoint(&path);
+        let host = request_host(session);
+        let tenant = match rt.route(host.as_deref(), &path) {
+            Route::Odoo(t) => t,
+            Route::Own { tenant } => {
+                ctx.tenant = tenant;
+                return self.own_api(session, ctx, &path).await;
+            }
+            Route::UnknownSystem => {
+                let reply = Reply::json(404, api_error("unknown system"));
+                return self
+                    .answer(session, ctx, reply, "bridgecore", "no_tenant")
+                    .await;
+            }
+            Route::NoTenant => {
+                let reply =
+                    self.error_reply(ctx, ErrorKind::NotFound, "no tenant serves this host");
+                return self
+                    .answer(session, ctx, reply, "bridgecore", "no_tenant")
+                    .await;
+            }
+        };
+        ctx.tenant = Some(tenant.clone());
+
+        if ctx.endpoint == Endpoint::DatabaseManager && !tenant.cfg.allow_database_manager {
+            let reply = plain(403, "the database manager is disabled on this server\n");
+            return self
+                .answer(session, ctx, reply, "bridgecore", "blocked")
+                .await;
+        }
+
+        // Sizes: refuse before anything reaches Odoo.
+        let max_body = rt.config.server.max_body_size;
+        let content_length = content_length(session);
+        if content_length.is_some_and(|n| n > max_body) {
+            session.set_keepalive(None);
+            let reply = self.error_reply(ctx, ErrorKind::PayloadTooLarge, "request body too large");
+            return self
+                .answer(session, ctx, reply, "bridgecore", "too_large")
+                .await;
+        }
+
+        if ctx.endpoint == Endpoint::Websocket {
+            ctx.websocket = true;
+            session.set_read_timeout(Some(WEBSOCKET_IDLE));
+            disable_compression(session);
+            return Ok(false);
+        }
+        session.set_read_timeout(Some(CLIENT_BODY_TIMEOUT));
+
+        let method = session.req_header().method.clone();
+        let parse = method == Method::POST
+            && ctx.endpoint.is_rpc()
+            && rpc_content_type(session, &ctx.endpoint);
+        if parse {
+            let chunked = content_length.is_none() && is_chunked(session);
+            match content_length {
+                Some(n) if n <= MAX_READ_BODY => {
+                    let body = read_body(session, n).await?;
+                    match jsonrpc::parse(&ctx.endpoint, session.req_header(), &body) {
+                        Ok(call) => ctx.call = Some(call),
+                        Err(e) => {
+                            let reply = self.error_reply(ctx, ErrorKind::BadRequest, &e.message());
+                            return self
+                                .answer(session, ctx, reply, "bridgecore", "bad_request")
+                                .await;
+                        }
+                    }
+                }
+                None if !chunked => {
+                    // No body at all: Odoo answers 400 "Invalid JSON data"; so do we.
+                    let reply = self.error_reply(ctx, ErrorKind::BadRequest, "empty request body");
+                    return self
+                        .answer(session, ctx, reply, "bridgecore", "bad_request")
+                        .await;
+                }
+                _ => ctx.stream_copy = Some(BytesMut::new()),
+            }
+        }
+
+        if let Some(call) = ctx.call.take() {
+            if call.service.as_deref() == Some("db") && !tenant.cfg.allow_database_manager {
+                let reply = Reply::jsonrpc_error(
+                    Some(&call),
+                    ErrorKind::Forbidden,
+                    "the database service is disabled on this server",
+                );
+                ctx.call = Some(call);
+                return self
+                    .answer(session, ctx, reply, "bridgecore", "blocked")
+                    .await;
+            }
+            ctx.class = Some(call.class());
+            let call = if rt.chain.is_empty() {
+                call
+            } else {
+                let decision = {
+                    let mut ex = Exchange {
+                        request: session.req_header(),
+                        client_ip: ctx
+                            .client_ip
+                            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                        tenant: tenant.name(),
+                        request_id: &ctx.request_id,
+                        tls: ctx.tls,
+                        odoo: tenant.odoo.as_ref(),
+                        state: &mut ctx.filter_state,
+                    };
+                    rt.chain.on_request(&mut ex, &call).await
+                };
+                match decision {
+                    ChainDecision::Respond { filter, reply } => {
+                        ctx.call = Some(call);
+                        return self.answer(session, ctx, reply, filter, "filter").await;
+                    }
+                    ChainDecision::Forward { rewritten: None } => {
+                        ctx.chain_forwarded = true;
+                        call
+                    }
+                    ChainDecision::Forward {
+                        rewritten: Some(new),
+                    } => {
+                        ctx.chain_forwarded = true;
+                        match new.to_body() {
+                            Ok(body) => ctx.new_body = Some(Bytes::from(body)),
+                            Err(e) => {
+                                let msg =
+                                    format!("a filter produced a call that cannot be sent: {e}");
+                                let reply = self.error_reply(ctx, ErrorKind::BadRequest, &msg);
+                                return self
+                                    .answer(session, ctx, reply, "bridgecore", "bad_request")
+                                    .await;
+                            }
+                        }
+                        *new
+                    }
+                }
+            };
+            ctx.call = Some(call);
+        } else if ctx.stream_copy.is_none() {
+            ctx.class = class_of_unparsed(&method, &ctx.endpoint, &path);
+        }
+
+        match tenant.acquire().await {
+            Some(permit) => ctx.permit = Some(permit),
+            None => {
+                let reply = self.error_reply(
+                    ctx,
+                    ErrorKind::Unavailable,
+                    "Odoo is busy: too many concurrent requests",
+                );
+                return self
+                    .answer(session, ctx, reply, "bridgecore", "saturated")
+                    .await;
+            }
+        }
+        self.shared
+            .metrics
+            .in_flight
+            .with_label_values(&[tenant.name()])
+            .inc();
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(tenant) = ctx.tenant.as_ref() else {
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "request without tenant reached upstream_peer",
+            );
+        };
+        let set = if ctx.websocket {
+            &tenant.ws_upstreams
+        } else {
+            &tenant.upstreams
+        };
+        let Some(addr) = set.pick() else {
+            return Error::e_explain(ErrorType::HTTPStatus(502), "tenant has no upstream");
+        };
+        ctx.connect_attempts += 1;
+        let mut peer = HttpPeer::new(addr, false, String::new());
+        peer.options.connection_timeout = Some(tenant.cfg.connect_timeout);
+        if ctx.websocket {
+            peer.options.read_timeout = Some(WEBSOCKET_IDLE);
+            peer.options.idle_timeout = Some(WEBSOCKET_IDLE);
+        } else {
+            peer.options.read_timeout = Some(tenant.cfg.timeout);
+            peer.options.write_timeout = Some(tenant.cfg.timeout);
+        }
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing reached Odoo, so another upstream may be tried, each at most once.
+        let upstreams = ctx.tenant.as_ref().map_or(0, |t| {
+            if ctx.websocket {
+                t.ws_upstreams.all().len()
+            } else {
+                t.upstreams.all().len()
+            }
+        });
+        e.set_retry(ctx.connect_attempts < upstreams);
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        up: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rt = ctx.runtime.as_ref();
+        if let Some(host) = request_host(session) {
+            up.insert_header("x-forwarded-host", host)?;
+        }
+        if let Some(peer) = ctx.peer {
+            let xff = session
+                .get_header("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            let list =
+                forwarded::x_forwarded_for(peer, xff, &|ip| rt.is_some_and(|r| r.trusts(ip)));
+            up.insert_header("x-forwarded-for", list)?;
+        }
+        if let Some(ip) = ctx.client_ip {
+            up.insert_header("x-real-ip", ip.to_string())?;
+        }
+        up.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
+        up.insert_header("x-request-id", ctx.request_id.as_str())?;
+        match &ctx.accept_encoding {
+            Some(v) => up.insert_header(header::ACCEPT_ENCODING, v.clone())?,
+            None => {
+                up.remove_header(&header::ACCEPT_ENCODING);
+            }
+        }
+        if let Some(body) = &ctx.new_body {
+            up.remove_header(&header::TRANSFER_ENCODING);
+            up.remove_header(&header::EXPECT);
+            up.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        }
+        ctx.upstream_start = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(new) = &ctx.new_body {
+            // Runs once per upstream attempt with the whole buffered body: stay idempotent.
+            *body = end_of_stream.then(|| new.clone());
+            return Ok(());
+        }
+        if let Some(chunk) = body.as_ref() {
+            ctx.body_bytes += chunk.len() as u64;
+            let max = ctx
+                .runtime
+                .as_ref()
+                .map_or(u64::MAX, |r| r.config.server.max_body_size);
+            if ctx.body_bytes > max {
+                ctx.answered_reason = Some("too_large");
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body grew past max_body_size",
+                );
+            }
+            if let Some(copy) = ctx.stream_copy.as_mut() {
+                if copy.len() + chunk.len() <= STREAM_PARSE_CAP {
+                    copy.extend_from_slice(chunk);
+                } else {
+                    ctx.stream_copy = None;
+                }
+            }
+        }
+        if end_of_stream {
+            if let Some(copy) = ctx.stream_copy.take() {
+                // Classification and logs only: the bytes already went upstream untouched.
+                ctx.class = match jsonrpc::parse(&ctx.endpoint, session.req_header(), &copy) {
+                    Ok(call) => {
+                        let class = call.class();
+                        ctx.call = Some(call);
+                        Some(class)
+                    }
+                    Err(_) => class_of_unparsed(
+                        &session.req_header().method,
+                        &ctx.endpoint,
+                        session.req_header().uri.path(),
+                    ),
+                };
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        fixsession_cookie(resp, ctx.tls)?;
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        let min_size = ctx
+            .runtime
+            .as_ref()
+            .map_or(1000, |r| r.config.compression.min_size);
+        let head_request = session.req_header().method == Method::HEAD;
+        if !should_compress(resp, min_size) || ctx.websocket || head_request {
+            disable_compression(session);
+        } else if ctx.brotli {
+            resp.insert_header(header::CONTENT_ENCODING, "br")?;
+            resp.remove_header(&header::CONTENT_LENGTH);
+            resp.remove_header(&header::ACCEPT_RANGES);
+            resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+            resp.append_header(header::VARY, "Accept-Encoding")?;
+            weaken_etag(resp)?;
+            ctx.brotli_stream = Some(BrotliStream::new(COMPRESSION_LEVEL));
+        }
+        if ctx.chain_forwarded {
+            if let (Some(rt), Some(tenant), Some(call)) =
+                (ctx.runtime.clone(), ctx.tenant.clone(), ctx.call.as_ref())
+            {
+                let mut head = ResponseHead::new(resp.status.as_u16(), &resp.headers);
+                let mut ex = Exchange {
+                    request: session.req_header(),
+                    client_ip: ctx
+                        .client_ip
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                    tenant: tenant.name(),
+                    request_id: &ctx.request_id,
+                    tls: ctx.tls,
+                    odoo: tenant.odoo.as_ref(),
+                    state: &mut ctx.filter_state,
+                };
+                rt.chain.on_response(&mut ex, call, &mut head).await;
+                for edit in head.into_edits() {
+                    match edit {
+                        HeaderEdit::Set(name, value) => resp.insert_header(name, value)?,
+                        HeaderEdit::Append(name, value) => {
+                            resp.append_header(name, value)?;
+                        }
+                        HeaderEdit::Remove(name) => {
+                            resp.remove_header(&name);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(enc) = ctx.brotli_stream.as_mut() {
+            let input = body.take().unwrap_or_default();
+            let out = enc.encode(&input, end_of_stream);
+            *body = (!out.is_empty() || end_of_stream).then_some(out);
+        }
+        Ok(None)
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if end_of_stream && ctx.upstream_time.is_none() {
+            ctx.upstream_time = ctx.upstream_start.map(|s| s.elapsed());
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let upstream = matches!(e.esource(), pingora::ErrorSource::Upstream);
+        let (code, kind, message) = match e.etype() {
+            ErrorType::HTTPStatus(413) => {
+                (413, ErrorKind::PayloadTooLarge, "request body too large")
+            }
+            ErrorType::HTTPStatus(c) if *c >= 500 => {
+                (*c, ErrorKind::BadGateway, "Odoo is unreachable")
+            }
+            ErrorType::HTTPStatus(c) => (*c, ErrorKind::BadRequest, "bad request"),
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout if upstream => (
+                504,
+                ErrorKind::GatewayTimeout,
+                "Odoo did not answer in time",
+            ),
+            ErrorType::ReadTimedout => {
+                (408, ErrorKind::BadRequest, "timed out reading the request")
+            }
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed
+                if !upstream =>
+            {
+                (0, ErrorKind::BadRequest, "")
+            }
+            _ if upstream => (502, ErrorKind::BadGateway, "Odoo is unreachable"),
+            _ if matches!(e.esource(), pingora::ErrorSource::Downstream) => {
+                (400, ErrorKind::BadRequest, "bad request")
+            }
+            _ => (502, ErrorKind::BadGateway, "proxy error"),
+        };
+        if upstream {
+            let kind = match e.etype() {
+                ErrorType::ConnectTimedout
+                | ErrorType::ConnectRefused
+                | ErrorType::ConnectNoRoute
+                | ErrorType::ConnectError => "connect",
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout => "timeout",
+                ErrorType::ConnectionClosed => "closed",
+                _ => "other",
+            };
+            self.shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[ctx.tenant_label(), kind])
+                .inc();
+        }
+        if code > 0 && session.response_written().is_none() {
+            let reply = if code == 408 {
+                plain(408, "request timeout\n")
+            } else {
+                self.error_reply(ctx, kind, message)
+            };
+            let reply = Reply {
+                status: code,
+                ..reply
+            };
+            if let Err(err) = self.write_reply(session, ctx, reply).await {
+                log::debug!("could not send the error response: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session.response_written().map_or(0, |h| h.status.as_u16());
+        let tenant = ctx.tenant_label().to_string();
+        let m = &self.shared.metrics;
+        let category = ctx.class.map_or("none", |c| c.category().as_str());
+        m.requests
+            .with_label_values(&[
+                tenant.as_str(),
+                category,
+                crate::metrics::status_class(status),
+            ])
+            .inc();
+        let elapsed = ctx.start.elapsed();
+        m.duration
+            .with_label_values(&[tenant.as_str()])
+            .observe(elapsed.as_secs_f64());
+        if let Some(up) = ctx.upstream_time {
+            m.upstream_duration
+                .with_label_values(&[tenant.as_str()])
+                .observe(up.as_secs_f64());
+        }
+        if ctx.permit.take().is_some() {
+            m.in_flight.with_label_values(&[tenant.as_str()]).dec();
+        }
+        if let Some(reason) = ctx.answered_reason {
+            m.answered
+                .with_label_values(&[tenant.as_str(), reason])
+                .inc();
+        }
+        if ctx.chain_forwarded {
+            if let (Some(rt), Some(t), Some(call)) =
+                (ctx.runtime.clone(), ctx.tenant.clone(), ctx.call.as_ref())
+            {
+                let outcome = match (e, status) {
+                    (None, s) if s > 0 => Outcome::Answered(s),
+                    _ => Outcome::Failed,
+                };
+                let mut ex = Exchange {
+                    request: session.req_header(),
+                    client_ip: ctx
+                        .client_ip
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                    tenant: t.name(),
+                    request_id: &ctx.request_id,
+                    tls: ctx.tls,
+                    odoo: t.odoo.as_ref(),
+                    state: &mut ctx.filter_state,
+                };
+                rt.chain.on_complete(&mut ex, call, outcome).await;
+            }
+        }
+        let req = session.req_header();
+        let line = AccessLine {
+            ts: humantime::format_rfc3339_millis(ctx.started_at).to_string(),
+            request_id: &ctx.request_id,
+            tenant: ctx.tenant.as_ref().map(|t| t.name()),
+            client_ip: ctx.client_ip.map(|ip| ip.to_string()),
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            status,
+            bytes: session.body_bytes_sent(),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            upstream_ms: ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
+            cache: None,
+            model: ctx.call.as_ref().and_then(|c| c.model.as_deref()),
+            rpc_method: ctx
+                .call
+                .as_ref()
+                .and_then(|c| c.method.as_deref().or(c.service_method.as_deref())),
+            uid: ctx.call.as_ref().and_then(|c| match &c.credential {
+                bridgecore_filters::Credential::Password { uid, .. } => Some(*uid),
+                _ => None,
+            }),
+            answered_by: ctx.answered_by,
+            error: e.map(|e| e.to_string()),
+        };
+        if !self.shared.access_log.write(&line) {
+            m.access_log_dropped.inc();
+        }
+    }
+}
+
+impl Proxy {
+    /// BridgeCore's own `/api/v1` endpoints. Those of later features answer `{"detail"}` errors
+    /// until they exist; the admin ones need an admin token on this listener.
+    async fn own_api(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        path: &str,
+    ) -> Result<bool> {
+        let admin = ctx.tenant.is_some()
+            && ["/stats", "/health", "/cache/stats", "/cache/clear"]
+                .iter()
+                .any(|s| path.ends_with(s));
+        let reply = if admin {
+            Reply::json(
+                401,
+                api_error("an admin token is required (or use the admin listener)"),
+            )
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+        } else {
+            Reply::json(404, api_error("no such endpoint"))
+        };
+        self.answer(session, ctx, reply, "bridgecore", "own_api")
+            .await
+    }
+
+    /// An error in the caller's protocol: Odoo's JSON-RPC error object on RPC routes,
+    /// `{"detail"}` on `/api/v1`, plain text elsewhere.
+    fn error_reply(&self, ctx: &RequestCtx, kind: ErrorKind, message: &str) -> Reply {
+        if ctx.endpoint.is_rpc() {
+            Reply::jsonrpc_error(ctx.call.as_ref(), kind, message)
+        } else {
+            plain(kind.status(), &format!("{message}\n"))
+        }
+    }
+
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        reply: Reply,
+        by: &'static str,
+        reason: &'static str,
+    ) -> Result<bool> {
+        ctx.answered_by = Some(by);
+        ctx.answered_reason = Some(reason);
+        if reply.status == 413 || reply.status == 400 {
+            session.set_keepalive(None);
+        }
+        self.write_reply(session, ctx, reply).await?;
+        Ok(true)
+    }
+
+    async fn write_reply(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        reply: Reply,
+    ) -> Result<()> {
+        let mut head = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
+        for (name, value) in reply.headers {
+            head.append_header(name, value)?;
+        }
+        head.insert_header(header::CONTENT_LENGTH, reply.body.len().to_string())?;
+        head.insert_header("x-request-id", ctx.request_id.as_str())?;
+        let min_size = ctx
+            .runtime
+            .as_ref()
+            .map_or(1000, |r| r.config.compression.min_size);
+        let mut body = reply.body;
+        if !should_compress(&head, min_size) {
+            disable_compression(session);
+        } else if ctx.brotli {
+            body = brotli_all(&body, COMPRESSION_LEVEL);
+            head.insert_header(header::CONTENT_ENCODING, "br")?;
+            head.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+            head.append_header(header::VARY, "Accept-Encoding")?;
+        }
+        session.write_response_header(Box::new(head), false).await?;
+        session.write_response_body(Some(body), true).await?;
+        Ok(())
+    }
+}
+
+/// A plain-text answer.
+fn plain(status: u16, text: &str) -> Reply {
+    Reply {
+        status,
+        headers: vec![(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        body: Bytes::copy_from_slice(text.as_bytes()),
+    }
+}
+
+/// The `Host` the client asked for: the header, or the authority of an absolute URI (HTTP/2).
+fn request_host(session: &Session) -> Option<String> {
+    let req = session.req_header();
+    req.headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))
+}
+
+fn content_length(session: &Session) -> Option<u64> {
+    session
+        .get_header(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn is_chunked(session: &Session) -> bool {
+    session
+        .get_header(header::TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+}
+
+/// Whether the body is what the route expects (JSON, or XML for XML-RPC). Anything else is
+/// forwarded untouched: Odoo answers it as it always does.
+fn rpc_content_type(session: &Session, endpoint: &Endpoint) -> bool {
+    let ct = session
+        .get_header(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match endpoint {
+        Endpoint::XmlRpc { .. } => essence == "text/xml" || essence == "application/xml",
+        _ => essence == "application/json" || essence == "application/json-rpc",
+    }
+}
+
+/// Reads a body of known, small length, keeping it in Pingora's retry buffer so it can be
+/// replayed upstream.
+async fn read_body(session: &mut Session, expected: u64) -> Result<Bytes> {
+    if session.get_header(header::EXPECT).is_some() {
+        session.write_continue_response().await?;
+    }
+    session.enable_retry_buffering();
+    let mut buf = BytesMut::with_capacity(expected as usize);
+    while let Some(chunk) = session.read_request_body().await? {
+        buf.extend_from_slice(&chunk);
+        if buf.len() as u64 > MAX_READ_BODY {
+            return Error::e_explain(
+                ErrorType::HTTPStatus(413),
+                "body longer than its Content-Length",
+            );
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Odoo's `session_id` cookie gets `SameSite=Lax`, and `Secure` on TLS connections, as the
+/// deploy doc's `proxy_cookie_flags` does. Other cookies pass untouched.
+fn fixsession_cookie(resp: &mut ResponseHeader, tls: bool) -> Result<()> {
+    let needs = resp.headers.get_all(header::SET_COOKIE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.trim_start().starts_with("session_id="))
+    });
+    if !needs {
+        return Ok(());
+    }
+    let values: Vec<HeaderValue> = resp
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    resp.remove_header(&header::SET_COOKIE);
+    for v in values {
+        let fixed = match v.to_str() {
+            Ok(s) if s.trim_start().starts_with("session_id=") => {
+                let lower = s.to_ascii_lowercase();
+                let mut out = s.to_string();
+                if !lower.contains("samesite") {
+                    out.push_str("; SameSite=Lax");
+                }
+                if tls && !lower.split(';').any(|p| p.trim() == "secure") {
+                    out.push_str("; Secure");
+                }
+                HeaderValue::from_str(&out).unwrap_or(v)
+            }
+            _ => v,
+        };
+        resp.append_header(header::SET_COOKIE, fixed)?;
+    }
+    Ok(())
+}
+
+/// Compress only text-like answers with a body over `min_size` that are not already encoded.
+fn should_compress(resp: &ResponseHeader, min_size: u64) -> bool {
+    if matches!(resp.status.as_u16(), 100..=199 | 204 | 206 | 304)
+        || resp.headers.contains_key(header::CONTENT_ENCODING)
+    {
+        return false;
+    }
+    let ct = resp
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !compressible(ct) {
+        return false;
+    }
+    let len = resp
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    len.is_none_or(|n| n >= min_size)
+}
+
+/// A compressed body is not byte-identical to the original: a strong ETag becomes weak.
+fn weaken_etag(resp: &mut ResponseHeader) -> Result<()> {
+    let strong = resp
+        .headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.starts_with("W/"))
+        .map(|v| format!("W/{v}"));
+    if let Some(weak) = strong {
+        resp.insert_header(header::ETAG, weak)?;
+    }
+    Ok(())
+}
+
+fn disable_compression(session: &mut Session) {
+    if let Some(c) = session
+        .downstream_modules_ctx
+        .get_mut::<ResponseCompression>()
+    {
+        c.adjust_level(0);
+    }
+}

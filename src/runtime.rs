@@ -1,0 +1,170 @@
+//! One loaded configuration, ready to serve: tenants built, routes indexed, the filter chain
+//! assembled. BridgeCore keeps the current one behind an `ArcSwap`; a reload builds a new one
+//! beside it and swaps it in, and requests in flight finish on the one they started with.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bridgecore_filters::encoding::Enabled;
+use bridgecore_filters::{Chain, Filter};
+use ipnet::IpNet;
+
+use crate::config::Config;
+use crate::tenant::{Tenant, TenantError};
+
+/// Where a request goes, decided from its path and `Host` before anything else.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// `/api/v1/systems/{id}/...`, `/api/v1/auth/...`, `/api/v1/ws...`: answered by BridgeCore.
+    /// `tenant` is `None` for the paths that name no tenant (auth, ws).
+    Own {
+        /// The tenant named in the path, if any.
+        tenant: Option<Arc<Tenant>>,
+    },
+    /// `/api/v1/systems/{id}/...` for an id that is not configured.
+    UnknownSystem,
+    /// An Odoo request for this tenant.
+    Odoo(Arc<Tenant>),
+    /// No tenant matches the `Host` and there is more than one tenant.
+    NoTenant,
+}
+
+/// A configuration generation.
+pub struct Runtime {
+    /// The configuration it was built from.
+    pub config: Arc<Config>,
+    /// Tenants in file order.
+    pub tenants: Vec<Arc<Tenant>>,
+    by_host: HashMap<String, usize>,
+    by_name: HashMap<String, usize>,
+    /// The filter chain, built-ins from the configuration followed by the embedder's filters.
+    pub chain: Chain,
+    /// Which response codings are on.
+    pub codings: Enabled,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tenants", &self.tenants)
+            .field("chain", &self.chain)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Builds a generation from a validated configuration plus the embedder's extra filters.
+    pub fn build(config: Config, extra_filters: &[Arc<dyn Filter>]) -> Result<Self, TenantError> {
+        let mut tenants = Vec::with_capacity(config.tenants.len());
+        let mut by_host = HashMap::new();
+        let mut by_name = HashMap::new();
+        for (i, t) in config.tenants.iter().enumerate() {
+            for h in &t.hosts {
+                by_host.insert(h.to_ascii_lowercase(), i);
+            }
+            by_name.insert(t.name.clone(), i);
+            tenants.push(Tenant::new(t.clone())?);
+        }
+        let mut chain = Chain::default();
+        for f in extra_filters {
+            chain.push(f.clone());
+        }
+        let codings = Enabled {
+            gzip: config.compression.gzip,
+            brotli: config.compression.brotli,
+            zstd: config.compression.zstd,
+        };
+        Ok(Runtime {
+            config: Arc::new(config),
+            tenants,
+            by_host,
+            by_name,
+            chain,
+            codings,
+        })
+    }
+
+    /// A tenant by name.
+    pub fn tenant(&self, name: &str) -> Option<&Arc<Tenant>> {
+        self.by_name.get(name).map(|&i| &self.tenants[i])
+    }
+
+    /// Routes a request (design.md §4 Routing): `/api/v1/systems/{id}/...` by id, then the
+    /// `Host` header (port ignored, case-insensitive), then the only tenant if there is one.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Route {
+        if let Some(rest) = path.strip_prefix("/api/v1/") {
+            if let Some(sys) = rest.strip_prefix("systems/") {
+                let id = sys.split('/').next().unwrap_or("");
+                return match self.tenant(id) {
+                    Some(t) => Route::Own {
+                        tenant: Some(t.clone()),
+                    },
+                    None => Route::UnknownSystem,
+                };
+            }
+            if rest.starts_with("auth/") || rest == "ws" || rest.starts_with("ws/") {
+                return Route::Own { tenant: None };
+            }
+        }
+        if let Some(h) = host {
+            let name = strip_port(h);
+            let idx = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                self.by_host.get(&name.to_ascii_lowercase())
+            } else {
+                self.by_host.get(name)
+            };
+            if let Some(&i) = idx {
+                return Route::Odoo(self.tenants[i].clone());
+            }
+        }
+        match self.tenants.as_slice() {
+            [only] => Route::Odoo(only.clone()),
+            _ => Route::NoTenant,
+        }
+    }
+
+    /// Whether `ip` is a trusted proxy whose `X-Forwarded-For` is believed.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        trusted(&self.config.server.trusted_proxies, ip)
+    }
+}
+
+fn trusted(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+/// `host:port`, `[v6]:port` or `host` → the host part.
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_ignored_in_host() {
+        assert_eq!(strip_port("erp.example.com:8080"), "erp.example.com");
+        assert_eq!(strip_port("erp.example.com"), "erp.example.com");
+        assert_eq!(strip_port("[::1]:8080"), "::1");
+    }
+
+    #[test]
+    fn trusted_nets_match_v4_mapped() {
+        let nets: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(trusted(&nets, "10.1.2.3".parse().unwrap()));
+        assert!(trusted(&nets, "::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!trusted(&nets, "11.1.2.3".parse().unwrap()));
+    }
+}

@@ -1,0 +1,177 @@
+//! Shared integration-test harness: a fake Odoo (tests/support) with BridgeCore in front of it,
+//! both in-process on ephemeral loopback ports.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bridgecore::config::Config;
+use bridgecore::filters::Filter;
+use bridgecore::{BridgeCore, Running};
+pub use fake_odoo::{Dataset, FakeOdoo};
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// One tenant of a test configuration.
+pub struct TenantSpec {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub upstream: String,
+    pub ws_upstream: String,
+    /// Extra YAML lines for this tenant (indented by the helper).
+    pub extra: String,
+}
+
+impl TenantSpec {
+    pub fn for_odoo(name: &str, hosts: &[&str], odoo: &FakeOdoo) -> Self {
+        TenantSpec {
+            name: name.into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            upstream: odoo.addr().to_string(),
+            ws_upstream: odoo.bus_addr().to_string(),
+            extra: String::new(),
+        }
+    }
+
+    pub fn extra(mut self, yaml: &str) -> Self {
+        self.extra.push_str(yaml);
+        self
+    }
+}
+
+/// Renders a full YAML configuration listening on fresh ports.
+pub fn yaml(tenants: &[TenantSpec], top_level_extra: &str) -> (String, u16, u16) {
+    let port = free_port();
+    let admin = free_port();
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let mut out = format!(
+        "server:\n  listen: [\"127.0.0.1:{port}\"]\n  admin_listen: \"127.0.0.1:{admin}\"\n  threads: 1\n  grace_period: 0s\n  graceful_shutdown_timeout: 0s\n  pid_file: /tmp/bridgecore-test-{pid}-{n}.pid\n  upgrade_sock: /tmp/bridgecore-test-{pid}-{n}.sock\n  access_log: false\n"
+    );
+    out.push_str(top_level_extra);
+    out.push_str("tenants:\n");
+    for t in tenants {
+        out.push_str(&format!(
+            "  {}:\n    hosts: [{}]\n    upstream: [\"{}\"]\n    websocket_upstream: [\"{}\"]\n    database: odoo\n",
+            t.name,
+            t.hosts.iter().map(|h| format!("\"{h}\"")).collect::<Vec<_>>().join(", "),
+            t.upstream,
+            t.ws_upstream,
+        ));
+        for line in t.extra.lines() {
+            out.push_str("    ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    (out, port, admin)
+}
+
+/// Starts BridgeCore on a YAML text.
+pub fn start_yaml(text: &str, filters: Vec<Arc<dyn Filter>>) -> Running {
+    let config = match Config::from_yaml(text, "test.yaml") {
+        Ok(c) => c,
+        Err(e) => panic!("invalid test config:\n{e}\n---\n{text}"),
+    };
+    let mut b = BridgeCore::builder(config);
+    for f in filters {
+        b = b.filter(f);
+    }
+    Running::start(b.build().unwrap()).unwrap()
+}
+
+/// A fake Odoo with one tenant `odoo` in front of it (any Host).
+pub struct Harness {
+    pub odoo: FakeOdoo,
+    pub bc: Running,
+}
+
+impl Harness {
+    pub fn start() -> Self {
+        Self::with(Dataset::demo(), "", "", Vec::new())
+    }
+
+    pub fn with(
+        data: Dataset,
+        tenant_extra: &str,
+        top_extra: &str,
+        filters: Vec<Arc<dyn Filter>>,
+    ) -> Self {
+        let odoo = FakeOdoo::start(data);
+        let spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo).extra(tenant_extra);
+        let (text, _, _) = yaml(&[spec], top_extra);
+        let bc = start_yaml(&text, filters);
+        Harness { odoo, bc }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.bc.addr(), path)
+    }
+
+    pub fn direct(&self, path: &str) -> String {
+        format!("http://{}{}", self.odoo.addr(), path)
+    }
+
+    pub fn admin(&self, path: &str) -> String {
+        format!("http://{}{}", self.bc.admin_addr().unwrap(), path)
+    }
+}
+
+/// A plain client: no automatic decompression, no redirects, no cookies.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .no_zstd()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A JSON-RPC envelope.
+pub fn rpc(params: serde_json::Value, id: i64) -> serde_json::Value {
+    serde_json::json!({"jsonrpc": "2.0", "method": "call", "params": params, "id": id})
+}
+
+/// Logs in through `/web/session/authenticate` at `base` and returns the session id.
+pub async fn login(base: &str, login: &str, password: &str) -> String {
+    let resp = client()
+        .post(format!("{base}/web/session/authenticate"))
+        .json(&rpc(
+            serde_json::json!({"db": "odoo", "login": login, "password": password}),
+            1,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("session_id="))
+        .expect("a session cookie")
+        .to_string();
+    cookie
+        .trim_start_matches("session_id=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// `SocketAddr` of a URL-less address, for raw TCP tests.
+pub fn addr(a: SocketAddr) -> SocketAddr {
+    a
+}

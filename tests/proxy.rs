@@ -1,0 +1,745 @@
+//! The proxy path end to end: BridgeCore in front of the fake Odoo, real HTTP and WebSocket
+//! clients, compared with what Odoo itself answers and sees.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+
+async fn post_json(url: &str, body: &Value, cookie: Option<&str>) -> reqwest::Response {
+    let mut req = client().post(url).json(body);
+    if let Some(sid) = cookie {
+        req = req.header("cookie", format!("session_id={sid}"));
+    }
+    req.send().await.unwrap()
+}
+
+fn search_read_partners(id: i64) -> Value {
+    rpc(
+        json!({"model": "res.partner", "method": "search_read", "args": [],
+               "kwargs": {"domain": [["is_company", "=", true]], "fields": ["name", "email"], "limit": 5,
+                          "context": {"lang": "en_US"}}}),
+        id,
+    )
+}
+
+#[tokio::test]
+async fn call_kw_results_are_identical_to_direct_odoo() {
+    let h = Harness::start();
+    let sid = login(&h.url(""), "admin", "admin").await;
+    let body = search_read_partners(42);
+    let via = post_json(
+        &h.url("/web/dataset/call_kw/res.partner/search_read"),
+        &body,
+        Some(&sid),
+    )
+    .await;
+    assert_eq!(via.status(), 200);
+    assert!(via.headers().get("x-request-id").is_some());
+    let via: Value = via.json().await.unwrap();
+    let direct: Value = post_json(
+        &h.direct("/web/dataset/call_kw/res.partner/search_read"),
+        &body,
+        Some(&sid),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(via, direct);
+    assert_eq!(via["id"], 42);
+    assert!(!via["result"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn external_jsonrpc_results_are_identical_to_direct_odoo() {
+    let h = Harness::start();
+    let body = rpc(
+        json!({"service": "object", "method": "execute_kw",
+               "args": ["odoo", 2, "admin", "res.partner", "search_read", [[["is_company", "=", true]]], {"fields": ["name"], "limit": 3}]}),
+        7,
+    );
+    let via: Value = post_json(&h.url("/jsonrpc"), &body, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let direct: Value = post_json(&h.direct("/jsonrpc"), &body, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(via, direct);
+    assert_eq!(via["result"].as_array().unwrap().len(), 3);
+    // An Odoo error passes through untouched, as HTTP 200 with an `error` member.
+    let wrong = rpc(
+        json!({"service": "object", "method": "execute_kw",
+               "args": ["odoo", 2, "wrong", "res.partner", "search_read", [[]], {}]}),
+        8,
+    );
+    let resp = post_json(&h.url("/jsonrpc"), &wrong, None).await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["data"]["name"], "odoo.exceptions.AccessDenied");
+}
+
+#[tokio::test]
+async fn odoo_sees_the_forwarded_headers_nginx_would_send() {
+    let h = Harness::start();
+    let resp = client()
+        .get(h.url("/__fake/echo?x=1"))
+        .header("host", "erp.example.com:8080")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-request-id", "req-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-request-id"], "req-abc-123");
+    let seen: Value = resp.json().await.unwrap();
+    let hdr = |name: &str| seen["headers"][name].as_str().map(str::to_string);
+    assert_eq!(
+        hdr("x-forwarded-host").as_deref(),
+        Some("erp.example.com:8080")
+    );
+    assert_eq!(hdr("x-forwarded-proto").as_deref(), Some("http"));
+    // The client is not a trusted proxy: its list is dropped, the peer is what Odoo sees.
+    assert_eq!(hdr("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert_eq!(hdr("x-real-ip").as_deref(), Some("127.0.0.1"));
+    assert_eq!(hdr("x-request-id").as_deref(), Some("req-abc-123"));
+    assert_eq!(seen["query"], "x=1");
+
+    // A request id is made when the client sends none, and Odoo sees the same one.
+    let resp = client().get(h.url("/__fake/echo")).send().await.unwrap();
+    let rid = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-request-id"], rid.as_str());
+}
+
+#[tokio::test]
+async fn trusted_proxies_lists_are_believed() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo);
+    let (mut text, _, _) = yaml(&[spec], "");
+    text = text.replacen(
+        "  threads: 1\n",
+        "  threads: 1\n  trusted_proxies: [\"127.0.0.0/8\"]\n",
+        1,
+    );
+    let bc = start_yaml(&text, vec![]);
+    let seen: Value = client()
+        .get(format!("http://{}/__fake/echo", bc.addr()))
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["headers"]["x-forwarded-for"],
+        "198.51.100.7, 127.0.0.1"
+    );
+    assert_eq!(seen["headers"]["x-real-ip"], "198.51.100.7");
+}
+
+#[tokio::test]
+async fn two_tenants_are_routed_by_host_and_unknown_hosts_get_404() {
+    let a = FakeOdoo::start(Dataset::demo());
+    let b = FakeOdoo::start(Dataset::demo());
+    let (text, port, _) = yaml(
+        &[
+            TenantSpec::for_odoo("alpha", &["alpha.example.com"], &a),
+            TenantSpec::for_odoo("beta", &["beta.example.com", "BETA2.example.com"], &b),
+        ],
+        "",
+    );
+    let _bc = start_yaml(&text, vec![]);
+    let url = format!("http://127.0.0.1:{port}/web/health");
+    for (host, expect_a, expect_b) in [
+        ("alpha.example.com", 1, 0),
+        ("beta.example.com:8080", 1, 1),
+        ("beta2.EXAMPLE.com", 1, 2),
+    ] {
+        let r = client()
+            .get(&url)
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+        assert_eq!(a.count_path("/web/health"), expect_a, "{host}");
+        assert_eq!(b.count_path("/web/health"), expect_b, "{host}");
+    }
+    let r = client()
+        .get(&url)
+        .header("host", "nobody.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // On a JSON-RPC route the 404 is in Odoo's error shape.
+    let r = client()
+        .post(format!("http://127.0.0.1:{port}/web/dataset/call_kw"))
+        .header("host", "nobody.example.com")
+        .json(&search_read_partners(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 404);
+    assert_eq!(v["error"]["data"]["name"], "bridgecore.NotFound");
+    // Routing happens before the body is read, so the id is unknown (JSON-RPC's null).
+    assert!(v["id"].is_null());
+    assert_eq!(a.count() + b.count(), 3);
+}
+
+#[tokio::test]
+async fn api_v1_systems_paths_route_by_id_whatever_the_host() {
+    let a = FakeOdoo::start(Dataset::demo());
+    let b = FakeOdoo::start(Dataset::demo());
+    let (text, port, _) = yaml(
+        &[
+            TenantSpec::for_odoo("alpha", &["alpha.example.com"], &a),
+            TenantSpec::for_odoo("beta", &["beta.example.com"], &b),
+        ],
+        "",
+    );
+    let _bc = start_yaml(&text, vec![]);
+    let base = format!("http://127.0.0.1:{port}");
+    let r = client()
+        .get(format!("{base}/api/v1/systems/gamma/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["detail"].as_str().unwrap().contains("unknown system"));
+    // Admin endpoints of a known system need an admin token on the main listener.
+    let r = client()
+        .get(format!("{base}/api/v1/systems/beta/health"))
+        .header("host", "alpha.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["detail"].is_string());
+    // Other /api/v1 paths belong to Odoo (REST addons).
+    let r = client()
+        .get(format!("{base}/api/v1/partners"))
+        .header("host", "beta.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(b.count_path("/api/v1/partners"), 1);
+    drop(r);
+    assert_eq!(a.count(), 0);
+}
+
+#[tokio::test]
+async fn malformed_json_gets_400_and_never_reaches_odoo() {
+    let h = Harness::start();
+    for (body, needle) in [
+        (&b"{not json"[..], "JSON"),
+        (&b"[{\"jsonrpc\":\"2.0\"}]"[..], "batch"),
+        (&b"{\"jsonrpc\":\"2.0\",\"params\":[1,2]}"[..], "params"),
+    ] {
+        let r = client()
+            .post(h.url("/web/dataset/call_kw"))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], 400);
+        assert_eq!(v["error"]["data"]["name"], "bridgecore.BadRequest");
+        let msg = v["error"]["message"].as_str().unwrap().to_lowercase();
+        assert!(msg.contains(&needle.to_lowercase()), "{msg}");
+    }
+    assert_eq!(h.odoo.count(), 0);
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_forwarded_for_odoo_to_answer() {
+    let h = Harness::start();
+    let r = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .header("content-type", "text/plain")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h.odoo.count(), 1);
+    assert_eq!(r.status(), 400, "Odoo's own answer");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_before_reaching_odoo() {
+    let h = Harness::with(Dataset::demo(), "", "", vec![]);
+    // max_body_size default is 64MiB; use a small one.
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let spec = TenantSpec::for_odoo("odoo", &["x"], &odoo);
+    let (mut text, port, _) = yaml(&[spec], "");
+    text = text.replacen(
+        "  threads: 1\n",
+        "  threads: 1\n  max_body_size: 100KiB\n",
+        1,
+    );
+    let _bc = start_yaml(&text, vec![]);
+    drop(h);
+    let big = vec![b'a'; 200 * 1024];
+    let r = client()
+        .post(format!(
+            "http://127.0.0.1:{port}/web/binary/upload_attachment"
+        ))
+        .header("content-type", "application/octet-stream")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // On a JSON-RPC route the 413 is a JSON-RPC error.
+    let r = client()
+        .post(format!("http://127.0.0.1:{port}/web/dataset/call_kw"))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 413);
+    assert_eq!(odoo.count(), 0);
+
+    // A chunked body that grows past the limit is cut off with 413 too.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b'b'; 16 * 1024])).collect();
+    let stream = futures_util::stream::iter(chunks);
+    let r = client()
+        .post(format!(
+            "http://127.0.0.1:{port}/web/binary/upload_attachment"
+        ))
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await;
+    match r {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => panic!("expected a 413 answer, got {e}"),
+    }
+}
+
+#[tokio::test]
+async fn large_create_passes_through_intact() {
+    let h = Harness::start();
+    let sid = login(&h.url(""), "admin", "admin").await;
+    let blob = "A".repeat(100 * 1024);
+    let body = rpc(
+        json!({"model": "res.partner", "method": "create", "args": [{"name": "Big", "comment": blob}], "kwargs": {}}),
+        9,
+    );
+    let raw = serde_json::to_vec(&body).unwrap();
+    assert!(raw.len() > 64 * 1024);
+    h.odoo.reset_counts();
+    let r = client()
+        .post(h.url("/web/dataset/call_kw/res.partner/create"))
+        .header("content-type", "application/json")
+        .header("cookie", format!("session_id={sid}"))
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["result"].as_i64().is_some(), "{v}");
+    let seen = h.odoo.requests();
+    let last = seen.last().unwrap();
+    assert_eq!(last.body.as_ref(), raw.as_slice());
+}
+
+#[tokio::test]
+async fn upstream_down_gives_502_in_odoos_error_shape() {
+    let dead = free_port();
+    let (text, port, _) = yaml(
+        &[TenantSpec {
+            name: "odoo".into(),
+            hosts: vec!["x".into()],
+            upstream: format!("127.0.0.1:{dead}"),
+            ws_upstream: format!("127.0.0.1:{dead}"),
+            extra: String::new(),
+        }],
+        "",
+    );
+    let bc = start_yaml(&text, vec![]);
+    let r = client()
+        .post(format!("http://127.0.0.1:{port}/web/dataset/call_kw"))
+        .json(&search_read_partners(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 502);
+    assert_eq!(v["id"], 5);
+    // Readiness reports that no tenant has a reachable upstream.
+    let r = client()
+        .get(format!("http://{}/readyz", bc.admin_addr().unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["tenants"]["odoo"]["ready"], false);
+}
+
+#[tokio::test]
+async fn slow_upstream_gives_504_after_the_tenant_timeout() {
+    let h = Harness::with(Dataset::demo(), "timeout: 500ms\n", "", vec![]);
+    let started = Instant::now();
+    let r = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .json(&search_read_partners(6))
+        .header("cookie", "session_id=whatever")
+        .send()
+        .await
+        .unwrap();
+    let _ = r.status();
+    h.odoo.set_delay(Duration::from_secs(3));
+    let started2 = Instant::now();
+    let r = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .json(&search_read_partners(6))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    let waited = started2.elapsed();
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], 504);
+    let _ = started;
+}
+
+#[tokio::test]
+async fn database_manager_is_blocked_unless_allowed() {
+    let h = Harness::start();
+    let r = client()
+        .get(h.url("/web/database/manager"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post_json(
+        &h.url("/jsonrpc"),
+        &rpc(json!({"service": "db", "method": "list", "args": []}), 1),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["data"]["name"], "bridgecore.Forbidden");
+    assert_eq!(h.odoo.count(), 0);
+    // The selector stays reachable.
+    let r = client()
+        .get(h.url("/web/database/selector"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(h.odoo.count(), 1);
+
+    let open = Harness::with(
+        Dataset::demo(),
+        "allow_database_manager: true\n",
+        "",
+        vec![],
+    );
+    let r = client()
+        .get(open.url("/web/database/manager"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(open.odoo.count(), 1);
+}
+
+fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match encoding {
+        "gzip" => {
+            flate2::read::GzDecoder::new(body)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "br" => {
+            brotli::Decompressor::new(body, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "zstd" => out = zstd::decode_all(body).unwrap(),
+        other => panic!("unexpected encoding {other}"),
+    }
+    out
+}
+
+#[tokio::test]
+async fn json_is_compressed_per_accept_encoding_and_decodes_to_the_original() {
+    let h = Harness::start();
+    let sid = login(&h.url(""), "admin", "admin").await;
+    let body = rpc(
+        json!({"model": "res.partner", "method": "search_read", "args": [], "kwargs": {"fields": ["name", "email", "phone"]}}),
+        1,
+    );
+    let plain = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .header("cookie", format!("session_id={sid}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let original = plain.bytes().await.unwrap();
+    assert!(original.len() > 1000);
+    for (accept, expect) in [
+        ("gzip", "gzip"),
+        ("br", "br"),
+        ("zstd", "zstd"),
+        ("gzip;q=0.5, br;q=0.9", "br"),
+        ("gzip, deflate, br, zstd", "zstd"),
+    ] {
+        let r = client()
+            .post(h.url("/web/dataset/call_kw"))
+            .header("cookie", format!("session_id={sid}"))
+            .header("accept-encoding", accept)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-encoding"], expect, "{accept}");
+        let bytes = r.bytes().await.unwrap();
+        assert!(bytes.len() < original.len());
+        assert_eq!(decode(expect, &bytes), original.to_vec(), "{accept}");
+    }
+    // Odoo saw the client's own Accept-Encoding.
+    let last = h.odoo.requests().into_iter().last().unwrap();
+    assert_eq!(last.headers["accept-encoding"], "gzip, deflate, br, zstd");
+}
+
+#[tokio::test]
+async fn images_pdfs_and_small_bodies_are_not_compressed() {
+    let h = Harness::start();
+    for path in [
+        "/web/image/res.partner/1/image_128",
+        "/web/content/1",
+        "/web/health",
+    ] {
+        let r = client()
+            .get(h.url(path))
+            .header("accept-encoding", "gzip, br, zstd")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers().get("content-encoding").is_none(), "{path}");
+        let direct = client()
+            .get(h.direct(path))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(r.bytes().await.unwrap(), direct, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn static_files_keep_etags_and_304s() {
+    let h = Harness::start();
+    let r = client()
+        .get(h.url("/web/static/src/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let etag = r.headers()["etag"].clone();
+    let r = client()
+        .get(h.url("/web/static/src/app.js"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert!(r.bytes().await.unwrap().is_empty());
+    let r = client()
+        .head(h.url("/web/static/src/app.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn redirects_and_cookies_pass_with_samesite_added_to_the_session_cookie() {
+    let h = Harness::start();
+    let r = client()
+        .get(h.url("/__fake/redirect"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/web");
+    let r = client()
+        .get(h.url("/__fake/set-cookie"))
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session = cookies
+        .iter()
+        .find(|c| c.starts_with("session_id="))
+        .unwrap();
+    assert!(session.contains("SameSite=Lax"), "{session}");
+    assert!(session.contains("HttpOnly"), "{session}");
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+    let other = cookies.iter().find(|c| c.starts_with("cids=")).unwrap();
+    assert!(!other.contains("SameSite"), "{other}");
+}
+
+#[tokio::test]
+async fn multipart_uploads_arrive_whole() {
+    let h = Harness::start();
+    let sid = login(&h.url(""), "admin", "admin").await;
+    let file = vec![7u8; 3 * 1024 * 1024];
+    let form = reqwest::multipart::Form::new()
+        .text("csrf_token", "x")
+        .part(
+            "ufile",
+            reqwest::multipart::Part::bytes(file.clone()).file_name("blob.bin"),
+        );
+    let r = client()
+        .post(h.url("/web/binary/upload_attachment"))
+        .header("cookie", format!("session_id={sid}"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v[0]["size"], file.len());
+}
+
+#[tokio::test]
+async fn websocket_is_proxied_to_the_bus_port_both_ways() {
+    let h = Harness::start();
+    let url = format!("ws://{}/websocket", h.bc.addr());
+    let mut req =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    req.headers_mut()
+        .insert("origin", "http://erp.example.com".parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        json!({"event_name": "subscribe", "data": {"channels": ["c1"], "last": 0}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v[0]["message"]["type"], "bus.subscribed");
+    assert_eq!(v[0]["message"]["payload"]["channels"][0], "c1");
+    ws.close(None).await.unwrap();
+    assert!(h
+        .odoo
+        .requests()
+        .iter()
+        .any(|s| s.path.starts_with("/websocket") && matches!(s.port, fake_odoo::Port::Bus)));
+}
+
+#[tokio::test]
+async fn saturated_tenant_answers_503_after_connect_timeout() {
+    let h = Harness::with(
+        Dataset::demo(),
+        "max_connections: 1\nconnect_timeout: 300ms\n",
+        "",
+        vec![],
+    );
+    let slow = tokio::spawn({
+        let url = h.url("/__fake/slow?ms=1500");
+        async move { client().get(url).send().await.unwrap().status() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let r = client().get(h.url("/web/health")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(slow.await.unwrap(), 200);
+    // The slot is free again.
+    let r = client().get(h.url("/web/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn admin_listener_serves_health_readiness_and_metrics() {
+    let h = Harness::start();
+    let _ = client().get(h.url("/web/health")).send().await.unwrap();
+    let r = client().get(h.admin("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client().get(h.admin("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["tenants"]["odoo"]["ready"], true);
+    let text = client()
+        .get(h.admin("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            "bridgecore_requests_total{category=\"none\",status=\"2xx\",tenant=\"odoo\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("bridgecore_request_duration_seconds_bucket"));
+    assert!(!text.contains("/web/health"), "no raw paths in labels");
+}
+
+#[test]
+fn raw_slowloris_body_is_cut_off() {
+    // A client that announces a body and never sends it does not hold a slot forever: the
+    // body read times out (covered by CLIENT_BODY_TIMEOUT); here we only check that a
+    // half-sent small JSON body never reaches Odoo when the client disappears.
+    let h = Harness::start();
+    let mut s = std::net::TcpStream::connect(h.bc.addr()).unwrap();
+    s.write_all(b"POST /web/dataset/call_kw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"jsonrpc\":").unwrap();
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(h.odoo.count(), 0);
+}
