@@ -39,8 +39,9 @@ use crate::Shared;
 pub const MAX_READ_BODY: u64 = 64 * 1024;
 /// The largest streamed RPC body whose copy is parsed at its end (for classification and logs).
 const STREAM_PARSE_CAP: usize = 8 * 1024 * 1024;
-/// How long a client may pause while sending a request body (slowloris bodies get 408).
-const CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most header bytes (request line included) BridgeCore forwards: Pingora reads up to
+/// 1 MiB, nginx's default is 32 KiB. Larger requests get 431 instead of reaching Odoo.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Idle limit of upgraded `/websocket` connections: Odoo pings every 45 s, and its own keep-alive
 /// closes sockets after 1 h plus up to 30 min (odoo-protocol.md §8.3).
 const WEBSOCKET_IDLE: Duration = Duration::from_secs(2 * 3600);
@@ -116,6 +117,13 @@ impl ProxyHttp for Proxy {
         };
         let path = session.req_header().uri.path().to_string();
         ctx.endpoint = route::endpoint(&path);
+        if header_bytes(session.req_header()) > MAX_HEADER_BYTES {
+            session.set_keepalive(None);
+            let reply = plain(431, "request header fields too large\n");
+            return self
+                .answer(session, ctx, reply, "bridgecore", "too_large")
+                .await;
+        }
         let host = request_host(session);
         let tenant = match rt.route(host.as_deref(), &path) {
             Route::Odoo(t) => t,
@@ -163,7 +171,7 @@ impl ProxyHttp for Proxy {
             disable_compression(session);
             return Ok(false);
         }
-        session.set_read_timeout(Some(CLIENT_BODY_TIMEOUT));
+        session.set_read_timeout(Some(rt.config.server.client_timeout));
 
         let method = session.req_header().method.clone();
         let parse = method == Method::POST
@@ -762,6 +770,13 @@ fn request_host(session: &Session) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))
+}
+
+fn header_bytes(req: &RequestHeader) -> usize {
+    let uri = req.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    req.headers
+        .iter()
+        .fold(uri, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
 fn content_length(session: &Session) -> Option<u64> {

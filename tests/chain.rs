@@ -36,6 +36,20 @@ impl Filter for Policy {
                 "no HR here",
             ));
         }
+        if call.model.as_deref() == Some("x.version") {
+            // Ask Odoo through the tenant's internal client and answer with what it said.
+            let body = match ex
+                .odoo
+                .json_rpc("/web/webclient/version_info", json!({}), None)
+                .await
+            {
+                Ok(reply) => json!({"jsonrpc": "2.0", "id": call.id, "result": reply.result}),
+                Err(e) => {
+                    json!({"jsonrpc": "2.0", "id": call.id, "error": {"message": e.to_string()}})
+                }
+            };
+            return Decision::Respond(Reply::json(200, serde_json::to_vec(&body).unwrap()));
+        }
         ex.state.insert(call.method.clone());
         if call.method.as_deref() == Some("search_read") {
             let mut new = call.clone();
@@ -123,6 +137,26 @@ async fn a_filter_can_answer_rewrite_and_observe() {
     // Observe: one completion per forwarded call; the refused one never completes.
     eventually(|| policy.completed.load(Ordering::SeqCst) == 2).await;
     assert_eq!(policy.failed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn filters_can_ask_odoo_through_the_tenants_client() {
+    let h = Harness::with(Dataset::demo(), "", "", vec![Arc::new(Policy::default())]);
+    let r = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .json(&rpc(
+            json!({"model": "x.version", "method": "get", "args": [], "kwargs": {}}),
+            5,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 5);
+    assert_eq!(v["result"]["server_version"], "17.0");
+    assert_eq!(h.odoo.count_path("/web/webclient/version_info"), 1);
+    assert_eq!(h.odoo.count_path("/web/dataset/call_kw"), 0);
 }
 
 #[tokio::test]

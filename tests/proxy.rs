@@ -681,6 +681,20 @@ async fn websocket_is_proxied_to_the_bus_port_both_ways() {
 }
 
 #[tokio::test]
+async fn longpolling_goes_to_the_bus_port() {
+    let h = Harness::start();
+    let r = client()
+        .post(h.url("/longpolling/poll"))
+        .json(&rpc(json!({"channels": [], "last": 0}), 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(h.odoo.count_port(fake_odoo::Port::Bus), 1);
+    assert_eq!(h.odoo.count_port(fake_odoo::Port::Http), 0);
+}
+
+#[tokio::test]
 async fn saturated_tenant_answers_503_after_connect_timeout() {
     let h = Harness::with(
         Dataset::demo(),
@@ -731,15 +745,54 @@ async fn admin_listener_serves_health_readiness_and_metrics() {
     assert!(!text.contains("/web/health"), "no raw paths in labels");
 }
 
+fn raw_exchange(addr: std::net::SocketAddr, request: &[u8], wait: Duration) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[test]
-fn raw_slowloris_body_is_cut_off() {
-    // A client that announces a body and never sends it does not hold a slot forever: the
-    // body read times out (covered by CLIENT_BODY_TIMEOUT); here we only check that a
-    // half-sent small JSON body never reaches Odoo when the client disappears.
+fn slowloris_bodies_get_408_and_never_reach_odoo() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let spec = TenantSpec::for_odoo("odoo", &["x"], &odoo);
+    let (mut text, _, _) = yaml(&[spec], "");
+    text = text.replacen(
+        "  threads: 1\n",
+        "  threads: 1\n  client_timeout: 300ms\n",
+        1,
+    );
+    let bc = start_yaml(&text, vec![]);
+    let started = Instant::now();
+    let answer = raw_exchange(
+        bc.addr(),
+        b"POST /web/dataset/call_kw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"jsonrpc\":",
+        Duration::from_secs(5),
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(odoo.count(), 0);
+}
+
+#[test]
+fn oversized_headers_are_refused_without_reaching_odoo() {
     let h = Harness::start();
-    let mut s = std::net::TcpStream::connect(h.bc.addr()).unwrap();
-    s.write_all(b"POST /web/dataset/call_kw HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"jsonrpc\":").unwrap();
-    drop(s);
-    std::thread::sleep(Duration::from_millis(300));
+    let huge = "a".repeat(200 * 1024);
+    let request = format!("GET /web/health HTTP/1.1\r\nHost: x\r\nX-Big: {huge}\r\n\r\n");
+    let answer = raw_exchange(h.bc.addr(), request.as_bytes(), Duration::from_secs(5));
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
     assert_eq!(h.odoo.count(), 0);
+    // The server is still fine.
+    let ok = raw_exchange(
+        h.bc.addr(),
+        b"GET /web/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }

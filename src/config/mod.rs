@@ -104,6 +104,9 @@ pub struct ServerConfig {
     pub error_log: Option<PathBuf>,
     /// Log one line per request. Default true.
     pub access_log: bool,
+    /// How long a client may pause while sending a request body before it gets 408 (slowloris
+    /// protection, like nginx's `client_body_timeout`). Default 60 s.
+    pub client_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +124,7 @@ impl Default for ServerConfig {
             daemon: false,
             error_log: None,
             access_log: true,
+            client_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -48,6 +48,7 @@ pub(crate) struct ServerFile {
     pub daemon: Option<bool>,
     pub error_log: Option<String>,
     pub access_log: Option<bool>,
+    pub client_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -418,6 +418,14 @@ impl<'a> Validator<'a> {
             &p("graceful_shutdown_timeout"),
             d.graceful_shutdown_timeout,
         );
+        let client_timeout = self.duration(
+            f.client_timeout.as_ref(),
+            &p("client_timeout"),
+            d.client_timeout,
+        );
+        if client_timeout.is_zero() {
+            self.value_err(&p("client_timeout"), "must be larger than 0");
+        }
         ServerConfig {
             listen,
             admin_listen,
@@ -435,6 +443,7 @@ impl<'a> Validator<'a> {
                 .map(PathBuf::from)
                 .or(d.error_log),
             access_log: f.access_log.unwrap_or(d.access_log),
+            client_timeout,
         }
     }
 
