@@ -48,6 +48,24 @@ const WEBSOCKET_IDLE: Duration = Duration::from_secs(2 * 3600);
 /// Compression level for gzip, brotli and zstd.
 const COMPRESSION_LEVEL: u32 = 5;
 
+/// The filters' view of this request. A macro, not a method, so that the borrows of `ctx`'s
+/// fields stay disjoint (the chain also needs `ctx.call`).
+macro_rules! exchange {
+    ($session:expr, $ctx:expr, $tenant:expr) => {
+        Exchange {
+            request: $session.req_header(),
+            client_ip: $ctx
+                .client_ip
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+            tenant: $tenant.name(),
+            request_id: &$ctx.request_id,
+            tls: $ctx.tls,
+            odoo: $tenant.odoo.as_ref(),
+            state: &mut $ctx.filter_state,
+        }
+    };
+}
+
 /// The proxy service's logic.
 pub struct Proxy {
     pub(crate) shared: Arc<Shared>,
@@ -220,17 +238,7 @@ impl ProxyHttp for Proxy {
                 call
             } else {
                 let decision = {
-                    let mut ex = Exchange {
-                        request: session.req_header(),
-                        client_ip: ctx
-                            .client_ip
-                            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-                        tenant: tenant.name(),
-                        request_id: &ctx.request_id,
-                        tls: ctx.tls,
-                        odoo: tenant.odoo.as_ref(),
-                        state: &mut ctx.filter_state,
-                    };
+                    let mut ex = exchange!(session, ctx, tenant);
                     rt.chain.on_request(&mut ex, &call).await
                 };
                 match decision {
@@ -458,17 +466,7 @@ impl ProxyHttp for Proxy {
                 (ctx.runtime.clone(), ctx.tenant.clone(), ctx.call.as_ref())
             {
                 let mut head = ResponseHead::new(resp.status.as_u16(), &resp.headers);
-                let mut ex = Exchange {
-                    request: session.req_header(),
-                    client_ip: ctx
-                        .client_ip
-                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-                    tenant: tenant.name(),
-                    request_id: &ctx.request_id,
-                    tls: ctx.tls,
-                    odoo: tenant.odoo.as_ref(),
-                    state: &mut ctx.filter_state,
-                };
+                let mut ex = exchange!(session, ctx, tenant);
                 rt.chain.on_response(&mut ex, call, &mut head).await;
                 for edit in head.into_edits() {
                     match edit {
@@ -621,17 +619,7 @@ impl ProxyHttp for Proxy {
                     (None, s) if s > 0 => Outcome::Answered(s),
                     _ => Outcome::Failed,
                 };
-                let mut ex = Exchange {
-                    request: session.req_header(),
-                    client_ip: ctx
-                        .client_ip
-                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-                    tenant: t.name(),
-                    request_id: &ctx.request_id,
-                    tls: ctx.tls,
-                    odoo: t.odoo.as_ref(),
-                    state: &mut ctx.filter_state,
-                };
+                let mut ex = exchange!(session, ctx, t);
                 rt.chain.on_complete(&mut ex, call, outcome).await;
             }
         }
