@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     pub(crate) runtime: ArcSwap<Runtime>,
     pub(crate) extra_filters: Vec<Arc<dyn Filter>>,
     pub(crate) metrics: Metrics,
+    /// Metric handles for requests no tenant took.
+    pub(crate) untenanted: metrics::TenantMetrics,
     pub(crate) access_log: AccessLog,
 }
 
@@ -111,11 +113,13 @@ impl Builder {
     /// Builds the tenants and the filter chain.
     pub fn build(self) -> Result<BridgeCore, BuildError> {
         let access_log = AccessLog::start(self.config.server.access_log);
-        let runtime = Runtime::build(self.config, &self.filters)?;
+        let metrics = Metrics::new()?;
+        let runtime = Runtime::build(self.config, &self.filters, &metrics)?;
         let shared = Shared {
             runtime: ArcSwap::from_pointee(runtime),
             extra_filters: self.filters,
-            metrics: Metrics::new()?,
+            untenanted: metrics.tenant("none"),
+            metrics,
             access_log,
         };
         Ok(BridgeCore {
@@ -140,7 +144,7 @@ impl Handle {
     /// addresses cannot change this way (they need a graceful upgrade). On error the old
     /// configuration stays.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
-        match Runtime::build(config, &self.shared.extra_filters) {
+        match Runtime::build(config, &self.shared.extra_filters, &self.shared.metrics) {
             Ok(rt) => {
                 self.shared.runtime.store(Arc::new(rt));
                 self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
@@ -225,6 +229,10 @@ impl BridgeCore {
         if let Some(admin) = self.admin_service() {
             server.add_service(admin);
         }
+        server.add_service(pingora::services::background::background_service(
+            "access log",
+            access_log::FlushAtShutdown(self.shared.access_log.clone()),
+        ));
         self.handle()
     }
 }

@@ -125,14 +125,62 @@ impl Metrics {
     }
 }
 
-/// `2xx`, `4xx`, … for a status code; `0` (the client went away) is `none`.
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
+/// The call categories used as labels, in index order.
+const CATEGORIES: [&str; 5] = ["auth", "read", "write", "delete", "none"];
+/// The status classes used as labels, in index order.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// One tenant's metric handles, resolved once when the configuration is loaded so the request
+/// path never hashes label values.
+pub struct TenantMetrics {
+    requests: Vec<IntCounter>,
+    /// Whole-request duration.
+    pub duration: prometheus::Histogram,
+    /// Time spent waiting for Odoo.
+    pub upstream_duration: prometheus::Histogram,
+    /// Requests to Odoo in flight.
+    pub in_flight: prometheus::IntGauge,
+}
+
+impl TenantMetrics {
+    /// Counts one request of `category` (`None`: not a counted call) answered with `status`.
+    pub fn count(&self, category: Option<bridgecore_filters::Category>, status: u16) {
+        use bridgecore_filters::Category;
+        let c = match category {
+            Some(Category::Auth) => 0,
+            Some(Category::Read) => 1,
+            Some(Category::Write) => 2,
+            Some(Category::Delete) => 3,
+            None => 4,
+        };
+        let s = match status {
+            100..=199 => 0,
+            200..=299 => 1,
+            300..=399 => 2,
+            400..=499 => 3,
+            500..=599 => 4,
+            _ => 5,
+        };
+        if let Some(counter) = self.requests.get(c * STATUS_CLASSES.len() + s) {
+            counter.inc();
+        }
+    }
+}
+
+impl Metrics {
+    /// Resolves the handles of tenant `name` (`none` for requests no tenant took).
+    pub fn tenant(&self, name: &str) -> TenantMetrics {
+        let mut requests = Vec::with_capacity(CATEGORIES.len() * STATUS_CLASSES.len());
+        for c in CATEGORIES {
+            for s in STATUS_CLASSES {
+                requests.push(self.requests.with_label_values(&[name, c, s]));
+            }
+        }
+        TenantMetrics {
+            requests,
+            duration: self.duration.with_label_values(&[name]),
+            upstream_duration: self.upstream_duration.with_label_values(&[name]),
+            in_flight: self.in_flight.with_label_values(&[name]),
+        }
     }
 }

@@ -93,7 +93,7 @@ impl OdooClient for HttpOdooClient {
                 OdooError::Unavailable(e.to_string())
             }
         })?;
-        let mut v: Value = serde_json::from_slice(&bytes)
+        let mut v: Value = bridgecore_filters::json::from_slice(&bytes)
             .map_err(|_| OdooError::Protocol(format!("HTTP {status}: not a JSON-RPC answer")))?;
         if let Some(err) = v.get("error") {
             let code = err.get("code").and_then(Value::as_i64).unwrap_or(200);

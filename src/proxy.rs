@@ -96,7 +96,7 @@ impl ProxyHttp for Proxy {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_string)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+            .unwrap_or_else(new_request_id);
         ctx.peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -110,21 +110,24 @@ impl ProxyHttp for Proxy {
         }
         // Narrow Accept-Encoding to the one coding BridgeCore picked (q-values honoured); the
         // client's header goes upstream unchanged.
-        let original = session.get_header(header::ACCEPT_ENCODING).cloned();
-        let picked = original
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| negotiate(v, rt.codings));
-        // Brotli is BridgeCore's own (see compress.rs); the module only does gzip and zstd.
-        ctx.brotli = picked == Some(Coding::Brotli);
-        let token = match picked {
-            Some(Coding::Brotli) | None => "identity",
-            Some(c) => c.token(),
-        };
-        session
-            .req_header_mut()
-            .insert_header(header::ACCEPT_ENCODING, token)?;
-        ctx.accept_encoding = original;
+        if let Some(original) = session.get_header(header::ACCEPT_ENCODING).cloned() {
+            let picked = original
+                .to_str()
+                .ok()
+                .and_then(|v| negotiate(v, rt.codings));
+            // Brotli is BridgeCore's own (see compress.rs); the module only does gzip and zstd.
+            ctx.brotli = picked == Some(Coding::Brotli);
+            let token = match picked {
+                Some(Coding::Brotli) | None => "identity",
+                Some(c) => c.token(),
+            };
+            if original.as_bytes() != token.as_bytes() {
+                session
+                    .req_header_mut()
+                    .insert_header(header::ACCEPT_ENCODING, token)?;
+                ctx.accept_encoding = Some(original);
+            }
+        }
         ctx.runtime = Some(rt);
         Ok(())
     }
@@ -133,8 +136,7 @@ impl ProxyHttp for Proxy {
         let Some(rt) = ctx.runtime.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no runtime");
         };
-        let path = session.req_header().uri.path().to_string();
-        ctx.endpoint = route::endpoint(&path);
+        ctx.endpoint = route::endpoint(session.req_header().uri.path());
         if header_bytes(session.req_header()) > MAX_HEADER_BYTES {
             session.set_keepalive(None);
             let reply = plain(431, "request header fields too large\n");
@@ -142,12 +144,12 @@ impl ProxyHttp for Proxy {
                 .answer(session, ctx, reply, "bridgecore", "too_large")
                 .await;
         }
-        let host = request_host(session);
-        let tenant = match rt.route(host.as_deref(), &path) {
+        let req = session.req_header();
+        let tenant = match rt.route(request_host(req), req.uri.path()) {
             Route::Odoo(t) => t,
             Route::Own { tenant } => {
                 ctx.tenant = tenant;
-                return self.own_api(session, ctx, &path).await;
+                return self.own_api(session, ctx).await;
             }
             Route::UnknownSystem => {
                 let reply = Reply::json(404, api_error("unknown system"));
@@ -271,7 +273,7 @@ impl ProxyHttp for Proxy {
             };
             ctx.call = Some(call);
         } else if ctx.stream_copy.is_none() {
-            ctx.class = class_of_unparsed(&method, &ctx.endpoint, &path);
+            ctx.class = class_of_unparsed(&method, &ctx.endpoint, session.req_header().uri.path());
         }
 
         match tenant.acquire().await {
@@ -287,11 +289,7 @@ impl ProxyHttp for Proxy {
                     .await;
             }
         }
-        self.shared
-            .metrics
-            .in_flight
-            .with_label_values(&[tenant.name()])
-            .inc();
+        tenant.metrics.in_flight.inc();
         Ok(false)
     }
 
@@ -353,7 +351,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = ctx.runtime.as_ref();
-        if let Some(host) = request_host(session) {
+        if let Some(host) = request_host(session.req_header()) {
             up.insert_header("x-forwarded-host", host)?;
         }
         if let Some(peer) = ctx.peer {
@@ -369,11 +367,8 @@ impl ProxyHttp for Proxy {
         }
         up.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
         up.insert_header("x-request-id", ctx.request_id.as_str())?;
-        match &ctx.accept_encoding {
-            Some(v) => up.insert_header(header::ACCEPT_ENCODING, v.clone())?,
-            None => {
-                up.remove_header(&header::ACCEPT_ENCODING);
-            }
+        if let Some(v) = &ctx.accept_encoding {
+            up.insert_header(header::ACCEPT_ENCODING, v.clone())?;
         }
         if let Some(body) = &ctx.new_body {
             up.remove_header(&header::TRANSFER_ENCODING);
@@ -584,31 +579,23 @@ impl ProxyHttp for Proxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |h| h.status.as_u16());
-        let tenant = ctx.tenant_label().to_string();
         let m = &self.shared.metrics;
-        let category = ctx.class.map_or("none", |c| c.category().as_str());
-        m.requests
-            .with_label_values(&[
-                tenant.as_str(),
-                category,
-                crate::metrics::status_class(status),
-            ])
-            .inc();
+        let tm = ctx
+            .tenant
+            .as_ref()
+            .map_or(&self.shared.untenanted, |t| &t.metrics);
+        tm.count(ctx.class.map(|c| c.category()), status);
         let elapsed = ctx.start.elapsed();
-        m.duration
-            .with_label_values(&[tenant.as_str()])
-            .observe(elapsed.as_secs_f64());
+        tm.duration.observe(elapsed.as_secs_f64());
         if let Some(up) = ctx.upstream_time {
-            m.upstream_duration
-                .with_label_values(&[tenant.as_str()])
-                .observe(up.as_secs_f64());
+            tm.upstream_duration.observe(up.as_secs_f64());
         }
         if ctx.permit.take().is_some() {
-            m.in_flight.with_label_values(&[tenant.as_str()]).dec();
+            tm.in_flight.dec();
         }
         if let Some(reason) = ctx.answered_reason {
             m.answered
-                .with_label_values(&[tenant.as_str(), reason])
+                .with_label_values(&[ctx.tenant_label(), reason])
                 .inc();
         }
         if ctx.chain_forwarded {
@@ -625,10 +612,10 @@ impl ProxyHttp for Proxy {
         }
         let req = session.req_header();
         let line = AccessLine {
-            ts: humantime::format_rfc3339_millis(ctx.started_at).to_string(),
+            ts: ctx.started_at,
             request_id: &ctx.request_id,
             tenant: ctx.tenant.as_ref().map(|t| t.name()),
-            client_ip: ctx.client_ip.map(|ip| ip.to_string()),
+            client_ip: ctx.client_ip,
             method: req.method.as_str(),
             path: req.uri.path(),
             status,
@@ -657,12 +644,8 @@ impl ProxyHttp for Proxy {
 impl Proxy {
     /// BridgeCore's own `/api/v1` endpoints. Those of later features answer `{"detail"}` errors
     /// until they exist; the admin ones need an admin token on this listener.
-    async fn own_api(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        path: &str,
-    ) -> Result<bool> {
+    async fn own_api(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let path = session.req_header().uri.path();
         let admin = ctx.tenant.is_some()
             && ["/stats", "/health", "/cache/stats", "/cache/clear"]
                 .iter()
@@ -751,13 +734,23 @@ fn plain(status: u16, text: &str) -> Reply {
 }
 
 /// The `Host` the client asked for: the header, or the authority of an absolute URI (HTTP/2).
-fn request_host(session: &Session) -> Option<String> {
-    let req = session.req_header();
+fn request_host(req: &RequestHeader) -> Option<&str> {
     req.headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri.authority().map(|a| a.as_str().to_string()))
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
+/// A request id unique across processes and restarts: a random per-process prefix and a
+/// counter (a random UUID per request would cost a `getrandom` call on the hot path).
+fn new_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:016x}{n:016x}")
 }
 
 fn header_bytes(req: &RequestHeader) -> usize {

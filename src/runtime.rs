@@ -11,6 +11,7 @@ use bridgecore_filters::{Chain, Filter};
 use ipnet::IpNet;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::tenant::{Tenant, TenantError};
 
 /// Where a request goes, decided from its path and `Host` before anything else.
@@ -55,7 +56,11 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// Builds a generation from a validated configuration plus the embedder's extra filters.
-    pub fn build(config: Config, extra_filters: &[Arc<dyn Filter>]) -> Result<Self, TenantError> {
+    pub fn build(
+        config: Config,
+        extra_filters: &[Arc<dyn Filter>],
+        metrics: &Metrics,
+    ) -> Result<Self, TenantError> {
         let mut tenants = Vec::with_capacity(config.tenants.len());
         let mut by_host = HashMap::new();
         let mut by_name = HashMap::new();
@@ -64,7 +69,7 @@ impl Runtime {
                 by_host.insert(h.to_ascii_lowercase(), i);
             }
             by_name.insert(t.name.clone(), i);
-            tenants.push(Tenant::new(t.clone())?);
+            tenants.push(Tenant::new(t.clone(), metrics)?);
         }
         let mut chain = Chain::default();
         for f in extra_filters {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::TenantConfig;
+use crate::metrics::{Metrics, TenantMetrics};
 use crate::odoo_client::HttpOdooClient;
 
 /// Why a tenant could not be built from its configuration.
@@ -97,6 +98,8 @@ pub struct Tenant {
     slots: Arc<Semaphore>,
     /// BridgeCore's own client for this tenant (filters' calls).
     pub odoo: Arc<HttpOdooClient>,
+    /// The tenant's metric handles.
+    pub metrics: TenantMetrics,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -109,10 +112,11 @@ impl std::fmt::Debug for Tenant {
 
 impl Tenant {
     /// Builds a tenant, resolving its upstream addresses.
-    pub fn new(cfg: TenantConfig) -> Result<Arc<Self>, TenantError> {
+    pub fn new(cfg: TenantConfig, metrics: &Metrics) -> Result<Arc<Self>, TenantError> {
         let upstreams = Upstreams::resolve(&cfg.name, &cfg.upstream)?;
         let ws_upstreams = Upstreams::resolve(&cfg.name, &cfg.websocket_upstream)?;
         let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        let metrics = metrics.tenant(&cfg.name);
         let http = HttpOdooClient::http_client(&cfg).map_err(|e| TenantError::Client {
             tenant: cfg.name.clone(),
             reason: e.to_string(),
@@ -124,6 +128,7 @@ impl Tenant {
                 ws_upstreams,
                 slots,
                 odoo: Arc::new(odoo),
+                metrics,
                 cfg,
             }
         }))
@@ -137,6 +142,9 @@ impl Tenant {
     /// Waits for a free slot under `max_connections`, at most `connect_timeout`. `None` means
     /// the tenant stayed saturated: the caller answers 503.
     pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
         let wait = self.cfg.connect_timeout.max(Duration::from_millis(1));
         match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Some(permit),

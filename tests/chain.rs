@@ -53,7 +53,7 @@ impl Filter for Policy {
         ex.state.insert(call.method.clone());
         if call.method.as_deref() == Some("search_read") {
             let mut new = call.clone();
-            new.kwargs.insert("limit".into(), json!(2));
+            new.kwargs_mut().insert("limit".into(), json!(2));
             return Decision::Rewrite(Box::new(new));
         }
         Decision::Continue
@@ -74,17 +74,6 @@ impl Filter for Policy {
             Outcome::Failed => self.failed.fetch_add(1, Ordering::SeqCst),
         };
     }
-}
-
-/// Waits up to two seconds for `cond`.
-async fn eventually(cond: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached in 2 s");
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
 //! Parse cost of the two most common call shapes, on the hot path of every RPC request.
 //!
-//! `cargo bench -p bridgecore-filters --bench parse -- --warm-up-time 1 --measurement-time 2`
+//! `cargo bench -p bridgecore-filters --bench parse -- --warm-up-time 1 --measurement-time 3`
+//!
+//! criterion's `iter` drops each result inside the timed loop, so the `parse ...` cases measure
+//! parse + drop, as a request pays it; `(drop excluded)` leaves the drop out, and `+ kwargs`
+//! adds decoding `kwargs` (what a request whose filters read the arguments pays).
 
 use std::hint::black_box;
 
@@ -37,6 +41,27 @@ fn bench(c: &mut Criterion) {
                 &call_kw_head,
                 black_box(WEB_SEARCH_READ.as_bytes()),
             )
+        })
+    });
+    c.bench_function("parse call_kw web_search_read (drop excluded)", |b| {
+        b.iter_with_large_drop(|| {
+            parse(
+                &call_kw_endpoint,
+                &call_kw_head,
+                black_box(WEB_SEARCH_READ.as_bytes()),
+            )
+        })
+    });
+    c.bench_function("parse call_kw web_search_read + kwargs", |b| {
+        b.iter(|| {
+            let call = parse(
+                &call_kw_endpoint,
+                &call_kw_head,
+                black_box(WEB_SEARCH_READ.as_bytes()),
+            )
+            .expect("a valid call");
+            black_box(call.kwargs().len());
+            call
         })
     });
     // Baseline: parsing the same bytes into a bare serde_json::Value.

@@ -4,8 +4,18 @@
 //! client's `call_kw`, external `/jsonrpc`, XML-RPC or Odoo 19's `/json/2`. The fields keep the
 //! call's meaning (who, which model, which method, with what), while [`Shape`] remembers how to
 //! write it back when a filter rewrote it.
+//!
+//! `args` and `kwargs` are the bulk of a call and most requests never look at them, so a parsed
+//! call keeps them as their (validated) JSON text and builds the [`Value`]s on first access
+//! ([`Call::args`], [`Call::kwargs`]); a call written back untouched copies that text verbatim.
 
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::json::{self, Plain};
 
 /// How a call arrived. Decides how it is serialised again and which parts of it Odoo trusts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,10 +86,12 @@ pub struct Call {
     pub model: Option<String>,
     /// The ORM method (`search_read`, `write`, `action_confirm`, ...).
     pub method: Option<String>,
-    /// Positional arguments of the ORM method (for `execute_kw`: the 6th element).
-    pub args: Vec<Value>,
-    /// Keyword arguments of the ORM method, `context` included when sent.
-    pub kwargs: Map<String, Value>,
+    /// Positional arguments of the ORM method (for `execute_kw`: the 6th element). Read with
+    /// [`Call::args`], change with [`Call::args_mut`] or [`Call::set_args`].
+    pub(crate) args: Lazy<Vec<Value>>,
+    /// Keyword arguments of the ORM method, `context` included when sent. Read with
+    /// [`Call::kwargs`], change with [`Call::kwargs_mut`] or [`Call::set_kwargs`].
+    pub(crate) kwargs: Lazy<Map<String, Value>>,
     /// For [`Shape::WebJson`] and `/web/session/*`: the route's `params` object.
     pub params: Map<String, Value>,
     /// Who the call runs as.
@@ -87,10 +99,63 @@ pub struct Call {
 }
 
 impl Call {
+    /// An empty call of `shape` at `path` (no id, model, arguments or credential), for code that
+    /// builds calls itself: fill in the public fields, [`Call::set_args`] and
+    /// [`Call::set_kwargs`].
+    pub fn new(shape: Shape, path: impl Into<String>) -> Call {
+        Call {
+            shape,
+            path: path.into(),
+            id: None,
+            service: None,
+            service_method: None,
+            db: None,
+            model: None,
+            method: None,
+            args: Lazy::from_value(Vec::new()),
+            kwargs: Lazy::from_value(Map::new()),
+            params: Map::new(),
+            credential: Credential::None,
+        }
+    }
+
+    /// Positional arguments of the ORM method (for `execute_kw`: the 6th element). Decoded from
+    /// the request's text on first access, then cached.
+    pub fn args(&self) -> &[Value] {
+        self.args.get()
+    }
+
+    /// Keyword arguments of the ORM method, `context` included when sent. Decoded from the
+    /// request's text on first access, then cached.
+    pub fn kwargs(&self) -> &Map<String, Value> {
+        self.kwargs.get()
+    }
+
+    /// The positional arguments, to change them. [`Call::to_body`] then writes them from the
+    /// values instead of copying the request's text.
+    pub fn args_mut(&mut self) -> &mut Vec<Value> {
+        self.args.get_mut()
+    }
+
+    /// The keyword arguments, to change them (see [`Call::args_mut`]).
+    pub fn kwargs_mut(&mut self) -> &mut Map<String, Value> {
+        self.kwargs.get_mut()
+    }
+
+    /// Replaces the positional arguments.
+    pub fn set_args(&mut self, args: Vec<Value>) {
+        self.args = Lazy::from_value(args);
+    }
+
+    /// Replaces the keyword arguments.
+    pub fn set_kwargs(&mut self, kwargs: Map<String, Value>) {
+        self.kwargs = Lazy::from_value(kwargs);
+    }
+
     /// The context the ORM will run with: `kwargs.context` (for `call_kw`, `execute_kw`,
     /// `/json/2`), or `params.context` for other JSON routes. `None` when absent.
     pub fn context(&self) -> Option<&Map<String, Value>> {
-        self.kwargs
+        self.kwargs()
             .get("context")
             .or_else(|| self.params.get("context"))
             .and_then(Value::as_object)
@@ -107,8 +172,9 @@ impl Call {
                         Some("login" | "authenticate")
                     ) =>
             {
-                let login = self.args.get(1)?.as_str()?;
-                Some((self.args.first().and_then(Value::as_str), login))
+                let args = self.args();
+                let login = args.get(1)?.as_str()?;
+                Some((args.first().and_then(Value::as_str), login))
             }
             Shape::WebJson if self.path == "/web/session/authenticate" => {
                 let login = self.params.get("login")?.as_str()?;
@@ -116,5 +182,85 @@ impl Call {
             }
             _ => None,
         }
+    }
+}
+
+/// A JSON array or object (`T` is `Vec<Value>` or `Map<String, Value>`) kept as its text until
+/// first read.
+///
+/// Invariant: `raw` is `None` only when `value` is set. `raw`, when present, is text that
+/// [`jsonrpc`](crate::jsonrpc) validated as a `T` with [`json::check_raw`] (syntax, strings,
+/// number ranges, nesting depth), so decoding it cannot fail. It is dropped as soon as
+/// the value may change ([`Lazy::get_mut`]); while present, it is what the value serialises to.
+#[derive(Clone)]
+pub(crate) struct Lazy<T> {
+    raw: Option<Box<RawValue>>,
+    value: OnceLock<T>,
+}
+
+impl<T: Plain> Lazy<T> {
+    /// An already built value.
+    pub(crate) fn from_value(value: T) -> Self {
+        Lazy {
+            raw: None,
+            value: OnceLock::from(value),
+        }
+    }
+
+    /// Text validated as a `T` (see the type's invariant), decoded on first read.
+    pub(crate) fn from_checked_raw(raw: Box<RawValue>) -> Self {
+        Lazy {
+            raw: Some(raw),
+            value: OnceLock::new(),
+        }
+    }
+
+    /// The text the value was parsed from, while it is unchanged.
+    pub(crate) fn raw(&self) -> Option<&RawValue> {
+        self.raw.as_deref()
+    }
+
+    pub(crate) fn get(&self) -> &T {
+        self.value.get_or_init(|| self.decode())
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        if self.value.get().is_none() {
+            self.value = OnceLock::from(self.decode());
+        }
+        self.raw = None;
+        self.value
+            .get_mut()
+            .expect("the value is set: it was decoded just above")
+    }
+
+    fn decode(&self) -> T {
+        // The text was validated as a `T` when the call was parsed (see the invariant), so this
+        // cannot fail; the empty fallback only keeps a broken invariant from panicking.
+        self.raw
+            .as_deref()
+            .and_then(|raw| json::from_slice(raw.get().as_bytes()).ok())
+            .and_then(T::from_plain)
+            .unwrap_or_default()
+    }
+}
+
+/// Equal when the values are: text that differs only in spacing, member order or duplicate
+/// members compares equal, as it would have when parsed eagerly.
+impl<T: Plain + PartialEq> PartialEq for Lazy<T> {
+    fn eq(&self, other: &Self) -> bool {
+        if let (Some(a), Some(b)) = (&self.raw, &other.raw) {
+            if a.get() == b.get() {
+                return true;
+            }
+        }
+        self.get() == other.get()
+    }
+}
+
+/// Shows the value (decoding it), as the field did before it was lazy.
+impl<T: Plain + fmt::Debug> fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
     }
 }

@@ -22,6 +22,7 @@ pub mod encoding;
 pub mod error;
 pub mod filter;
 pub mod forwarded;
+pub mod json;
 pub mod jsonrpc;
 pub mod odoo;
 pub mod route;

@@ -175,3 +175,15 @@ pub async fn login(base: &str, login: &str, password: &str) -> String {
 pub fn addr(a: SocketAddr) -> SocketAddr {
     a
 }
+
+/// Waits up to two seconds for `cond` (work BridgeCore does after the answer is sent: logging,
+/// metrics, filters' completion side).
+pub async fn eventually(cond: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 2 s");
+}

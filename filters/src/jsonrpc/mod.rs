@@ -50,8 +50,16 @@
 //!
 //! # Performance
 //!
-//! A JSON body is parsed once into a [`Value`]; members are then moved out of the parsed maps,
-//! never cloned. Serialising borrows from the call instead of building a new value tree.
+//! `call_kw`, `call_button` and `/jsonrpc` (the hot shapes) are read in one pass that builds no
+//! [`Value`] tree for the ORM arguments: `args` and `kwargs` are kept as their JSON text, checked
+//! as strictly as building them would be (so malformed JSON anywhere is still refused before
+//! anything is forwarded), and decoded on first access ([`Call::args`], [`Call::kwargs`]). A
+//! call written back with them untouched copies that text verbatim. Whenever that fast reading
+//! finds anything amiss, the body is read again the straightforward way (one [`Value`] tree,
+//! members moved out of it), which then names the error exactly: so the fast path decides
+//! nothing on its own, it only ever returns the call the straightforward reading would have.
+//! The other shapes are read the straightforward way. Serialising borrows from the call
+//! instead of building a new value tree.
 
 use std::borrow::Cow;
 
@@ -59,11 +67,13 @@ use http::request::Parts;
 use http::HeaderMap;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::call::{Call, Credential, Shape};
+use crate::call::{Call, Credential, Lazy, Shape};
 use crate::route::Endpoint;
 
+mod fast;
 #[cfg(test)]
 mod tests;
 
@@ -202,24 +212,6 @@ fn session_credential(headers: &HeaderMap) -> Credential {
     session_cookie(headers).map_or(Credential::None, |sid| Credential::Session(sid.to_owned()))
 }
 
-/// An empty call of `shape` at `path`, to be filled in.
-fn empty_call(shape: Shape, path: &str) -> Call {
-    Call {
-        shape,
-        path: path.to_owned(),
-        id: None,
-        service: None,
-        service_method: None,
-        db: None,
-        model: None,
-        method: None,
-        args: Vec::new(),
-        kwargs: Map::new(),
-        params: Map::new(),
-        credential: Credential::None,
-    }
-}
-
 /// A parsed JSON-RPC envelope: the `id` (absent is `None`) and the `params` object.
 struct Envelope {
     id: Option<Value>,
@@ -227,7 +219,7 @@ struct Envelope {
 }
 
 fn json_value(body: &[u8]) -> Result<Value, ParseError> {
-    serde_json::from_slice(body).map_err(|e| ParseError::InvalidJson(e.to_string()))
+    crate::json::from_slice(body).map_err(|e| ParseError::InvalidJson(e.to_string()))
 }
 
 fn envelope(body: &[u8]) -> Result<Envelope, ParseError> {
@@ -292,6 +284,22 @@ fn parse_call_kw(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Call, ParseError> {
+    match fast::call_kw(shape.clone(), path, body) {
+        Some(call) => Ok(Call {
+            credential: session_credential(headers),
+            ..call
+        }),
+        None => parse_call_kw_eager(shape, path, headers, body),
+    }
+}
+
+/// [`parse_call_kw`] the straightforward way: the reference the fast path must agree with.
+fn parse_call_kw_eager(
+    shape: Shape,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Call, ParseError> {
     let Envelope { id, mut params } = envelope(body)?;
     let model = take_string(&mut params, "model")?;
     let method = take_string(&mut params, "method")?;
@@ -301,15 +309,20 @@ fn parse_call_kw(
         id,
         model: Some(model),
         method: Some(method),
-        args,
-        kwargs,
+        args: Lazy::from_value(args),
+        kwargs: Lazy::from_value(kwargs),
         params,
         credential: session_credential(headers),
-        ..empty_call(shape, path)
+        ..Call::new(shape, path)
     })
 }
 
 fn parse_jsonrpc(path: &str, body: &[u8]) -> Result<Call, ParseError> {
+    fast::jsonrpc(path, body).map_or_else(|| parse_jsonrpc_eager(path, body), Ok)
+}
+
+/// [`parse_jsonrpc`] the straightforward way: the reference the fast path must agree with.
+fn parse_jsonrpc_eager(path: &str, body: &[u8]) -> Result<Call, ParseError> {
     let Envelope { id, mut params } = envelope(body)?;
     let service = take_string(&mut params, "service")?;
     let method = take_string(&mut params, "method")?;
@@ -317,7 +330,7 @@ fn parse_jsonrpc(path: &str, body: &[u8]) -> Result<Call, ParseError> {
     let mut call = Call {
         id,
         params,
-        ..empty_call(Shape::JsonRpc, path)
+        ..Call::new(Shape::JsonRpc, path)
     };
     fill_service_call(&mut call, service, method, args)?;
     Ok(call)
@@ -329,7 +342,7 @@ fn parse_xmlrpc(legacy: bool, path: &str, body: &[u8]) -> Result<Call, ParseErro
         return Err(ParseError::MissingField("service"));
     }
     let (method, args) = xml::parse_method_call(body)?;
-    let mut call = empty_call(Shape::XmlRpc { legacy }, path);
+    let mut call = Call::new(Shape::XmlRpc { legacy }, path);
     fill_service_call(&mut call, service.to_owned(), method, args)?;
     Ok(call)
 }
@@ -359,7 +372,7 @@ fn fill_service_call(
             call.model = Some(next_string(&mut it, "args[3] (model)")?);
             call.method = Some(next_string(&mut it, "args[4] (method)")?);
             if keywords {
-                call.args = match it.next() {
+                let args = match it.next() {
                     None => Vec::new(),
                     Some(Value::Array(a)) => a,
                     Some(_) => {
@@ -369,7 +382,7 @@ fn fill_service_call(
                         })
                     }
                 };
-                call.kwargs = match it.next() {
+                let kwargs = match it.next() {
                     None | Some(Value::Null) => Map::new(),
                     Some(Value::Object(o)) => o,
                     Some(_) => {
@@ -385,17 +398,19 @@ fn fill_service_call(
                         expected: "at most 7 elements for execute_kw",
                     });
                 }
+                call.set_args(args);
+                call.set_kwargs(kwargs);
             } else {
-                call.args = it.collect();
+                call.set_args(it.collect());
             }
             call.db = Some(db.clone());
             call.credential = Credential::Password { db, uid, password };
         }
         ("common", "login" | "authenticate") => {
             call.db = args.first().and_then(Value::as_str).map(str::to_owned);
-            call.args = args;
+            call.set_args(args);
         }
-        _ => call.args = args,
+        _ => call.set_args(args),
     }
     call.service = Some(service);
     call.service_method = Some(method);
@@ -450,10 +465,10 @@ fn parse_json2(
         db,
         model: Some(model.to_owned()),
         method: Some(method.to_owned()),
-        args,
-        kwargs,
+        args: Lazy::from_value(args),
+        kwargs: Lazy::from_value(kwargs),
         credential,
-        ..empty_call(Shape::Json2, path)
+        ..Call::new(Shape::Json2, path)
     })
 }
 
@@ -472,7 +487,7 @@ fn parse_web_json(path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Call, 
         db,
         params,
         credential: session_credential(headers),
-        ..empty_call(Shape::WebJson, path)
+        ..Call::new(Shape::WebJson, path)
     })
 }
 
@@ -481,6 +496,8 @@ fn parse_web_json(path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Call, 
 /// A borrowed piece of a call, serialised as JSON or XML-RPC without building a value tree.
 enum Out<'a> {
     Str(&'a str),
+    /// JSON text, written verbatim (never in XML-RPC: see [`Call::service_args`]).
+    Raw(&'a RawValue),
     Int(i64),
     Value(&'a Value),
     Values(&'a [Value]),
@@ -492,6 +509,7 @@ impl Serialize for Out<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Out::Str(v) => s.serialize_str(v),
+            Out::Raw(v) => v.serialize(s),
             Out::Int(v) => s.serialize_i64(*v),
             Out::Value(v) => v.serialize(s),
             Out::Values(v) => v.serialize(s),
@@ -576,8 +594,8 @@ impl Call {
                     fixed: vec![
                         ("model", Out::Str(required(&self.model, "model")?)),
                         ("method", Out::Str(required(&self.method, "method")?)),
-                        ("args", Out::Values(&self.args)),
-                        ("kwargs", Out::Object(&self.kwargs)),
+                        ("args", self.args_out()),
+                        ("kwargs", self.kwargs_out()),
                     ],
                     rest: &self.params,
                 },
@@ -591,7 +609,7 @@ impl Call {
                             "method",
                             Out::Str(required(&self.service_method, "service_method")?),
                         ),
-                        ("args", Out::Seq(self.service_args()?)),
+                        ("args", Out::Seq(self.service_args(true)?)),
                     ],
                     rest: &self.params,
                 },
@@ -599,27 +617,27 @@ impl Call {
             }),
             Shape::XmlRpc { .. } => xml::method_call(
                 required(&self.service_method, "service_method")?,
-                &self.service_args()?,
+                &self.service_args(false)?,
             ),
             Shape::Json2 => {
-                if self.args.len() > 1 {
+                let (args, kwargs) = (self.args(), self.kwargs());
+                if args.len() > 1 {
                     return Err(SerialiseError::Unrepresentable(
                         "/json/2 takes named arguments: only args[0] (ids) can be sent",
                     ));
                 }
-                if self.kwargs.contains_key("ids") {
+                if kwargs.contains_key("ids") {
                     return Err(SerialiseError::Unrepresentable(
                         "/json/2 `ids` must be args[0], not a keyword argument",
                     ));
                 }
                 to_json(&Merged {
-                    fixed: self
-                        .args
+                    fixed: args
                         .first()
                         .map(|ids| ("ids", Out::Value(ids)))
                         .into_iter()
                         .collect(),
-                    rest: &self.kwargs,
+                    rest: kwargs,
                 })
             }
             Shape::WebJson => {
@@ -638,19 +656,34 @@ impl Call {
         }
     }
 
-    /// The positional arguments of the service call (`/jsonrpc` and XML-RPC).
-    fn service_args(&self) -> Result<Vec<Out<'_>>, SerialiseError> {
+    /// `args` as JSON: the request's text while unchanged, else the values.
+    fn args_out(&self) -> Out<'_> {
+        self.args
+            .raw()
+            .map_or_else(|| Out::Values(self.args()), Out::Raw)
+    }
+
+    /// `kwargs` as JSON: the request's text while unchanged, else the values.
+    fn kwargs_out(&self) -> Out<'_> {
+        self.kwargs
+            .raw()
+            .map_or_else(|| Out::Object(self.kwargs()), Out::Raw)
+    }
+
+    /// The positional arguments of the service call (`/jsonrpc` and XML-RPC). `json`: for a
+    /// JSON body, which may copy unchanged text (XML-RPC needs the values).
+    fn service_args(&self, json: bool) -> Result<Vec<Out<'_>>, SerialiseError> {
         let keywords = match (self.service.as_deref(), self.service_method.as_deref()) {
             (Some("object"), Some("execute_kw")) => true,
             (Some("object"), Some("execute")) => false,
-            _ => return Ok(self.args.iter().map(Out::Value).collect()),
+            _ => return Ok(self.args().iter().map(Out::Value).collect()),
         };
         let Credential::Password { db, uid, password } = &self.credential else {
             return Err(SerialiseError::MissingField(
                 "a (db, uid, password) credential",
             ));
         };
-        let mut out = Vec::with_capacity(if keywords { 7 } else { 5 + self.args.len() });
+        let mut out = Vec::with_capacity(if keywords { 7 } else { 5 + self.args().len() });
         out.extend([
             Out::Str(db),
             Out::Int(*uid),
@@ -658,15 +691,18 @@ impl Call {
             Out::Str(required(&self.model, "model")?),
             Out::Str(required(&self.method, "method")?),
         ]);
-        if keywords {
-            out.push(Out::Values(&self.args));
-            out.push(Out::Object(&self.kwargs));
-        } else if !self.kwargs.is_empty() {
+        if keywords && json {
+            out.push(self.args_out());
+            out.push(self.kwargs_out());
+        } else if keywords {
+            out.push(Out::Values(self.args()));
+            out.push(Out::Object(self.kwargs()));
+        } else if !self.kwargs().is_empty() {
             return Err(SerialiseError::Unrepresentable(
                 "`execute` takes positional arguments only (use execute_kw for kwargs)",
             ));
         } else {
-            out.extend(self.args.iter().map(Out::Value));
+            out.extend(self.args().iter().map(Out::Value));
         }
         Ok(out)
     }
@@ -1091,6 +1127,11 @@ mod xml {
                 Ok(())
             }
             Out::Value(v) => write_value(s, v, depth),
+            // Not produced for XML-RPC (`service_args(false)`); decoded should that change.
+            Out::Raw(raw) => match crate::json::from_slice(raw.get().as_bytes()) {
+                Ok(value) => write_value(s, &value, depth),
+                Err(_) => Err(SerialiseError::Unrepresentable("invalid JSON text")),
+            },
             Out::Values(items) => write_array(s, items.iter(), depth),
             Out::Object(map) => write_struct(s, map, depth),
             Out::Seq(items) => {

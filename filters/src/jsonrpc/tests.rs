@@ -83,8 +83,8 @@ fn call_kw_web_search_read() {
     assert_eq!(c.id, Some(json!(7)));
     assert_eq!(c.model.as_deref(), Some("sale.order"));
     assert_eq!(c.method.as_deref(), Some("web_search_read"));
-    assert!(c.args.is_empty());
-    assert_eq!(c.kwargs["limit"], 80);
+    assert!(c.args().is_empty());
+    assert_eq!(c.kwargs()["limit"], 80);
     assert_eq!(c.context().unwrap()["lang"], "en_US");
     assert!(c.params.is_empty());
     assert_eq!(c.credential, Credential::Session("sid123".into()));
@@ -111,7 +111,7 @@ fn call_kw_defaults_and_no_cookie() {
     )
     .unwrap();
     assert_eq!(c.id, None);
-    assert!(c.args.is_empty() && c.kwargs.is_empty());
+    assert!(c.args().is_empty() && c.kwargs().is_empty());
     assert_eq!(c.credential, Credential::None);
     let body = round_trip(&c, &[]);
     let v: Value = serde_json::from_slice(&body).unwrap();
@@ -152,7 +152,7 @@ fn call_button() {
         r#"{"jsonrpc":"2.0","method":"call","params":{"model":"sale.order","method":"action_confirm","args":[[42]],"kwargs":{"context":{"lang":"en_US"}}},"id":9}"#,
     );
     assert_eq!(c.shape, Shape::CallButton);
-    assert_eq!(c.args, vec![json!([42])]);
+    assert_eq!(c.args(), vec![json!([42])]);
     round_trip(&c, &[("cookie", "session_id=sid123")]);
 }
 
@@ -193,8 +193,8 @@ fn jsonrpc_execute_kw() {
     );
     assert_eq!(c.model.as_deref(), Some("res.partner"));
     assert_eq!(c.method.as_deref(), Some("search_read"));
-    assert_eq!(c.args, vec![json!([["is_company", "=", true]])]);
-    assert_eq!(c.kwargs["limit"], 5);
+    assert_eq!(c.args(), vec![json!([["is_company", "=", true]])]);
+    assert_eq!(c.kwargs()["limit"], 5);
     assert_eq!(c.context().unwrap()["lang"], "fr_FR");
     assert!(c.params.is_empty());
     let body = round_trip(&c, &[]);
@@ -209,13 +209,13 @@ fn jsonrpc_execute_kw_optional_args_and_kwargs() {
         "/jsonrpc",
         r#"{"params":{"service":"object","method":"execute_kw","args":["db",1,"pw","res.partner","check_access_rights"]}}"#,
     );
-    assert!(c.args.is_empty() && c.kwargs.is_empty());
+    assert!(c.args().is_empty() && c.kwargs().is_empty());
     round_trip(&c, &[]);
     let c = ok(
         "/jsonrpc",
         r#"{"params":{"service":"object","method":"execute_kw","args":["db",1,"pw","res.partner","search",[[]],null]}}"#,
     );
-    assert!(c.kwargs.is_empty());
+    assert!(c.kwargs().is_empty());
 }
 
 #[test]
@@ -226,11 +226,11 @@ fn jsonrpc_execute_positional() {
     );
     assert_eq!(c.service_method.as_deref(), Some("execute"));
     assert_eq!(c.method.as_deref(), Some("read"));
-    assert_eq!(c.args, vec![json!([7]), json!(["name"])]);
-    assert!(c.kwargs.is_empty());
+    assert_eq!(c.args(), vec![json!([7]), json!(["name"])]);
+    assert!(c.kwargs().is_empty());
     round_trip(&c, &[]);
     let mut with_kwargs = c.clone();
-    with_kwargs.kwargs.insert("context".into(), json!({}));
+    with_kwargs.kwargs_mut().insert("context".into(), json!({}));
     assert!(matches!(
         with_kwargs.to_body(),
         Err(SerialiseError::Unrepresentable(_))
@@ -255,7 +255,7 @@ fn jsonrpc_common_and_db() {
         r#"{"jsonrpc":"2.0","method":"call","params":{"service":"common","method":"authenticate","args":["prod","admin","secret",{}]},"id":2}"#,
     );
     assert_eq!(c.db.as_deref(), Some("prod"));
-    assert_eq!(c.args.len(), 4);
+    assert_eq!(c.args().len(), 4);
     assert_eq!(c.login_attempt(), Some((Some("prod"), "admin")));
     assert_eq!(c.credential, Credential::None);
     round_trip(&c, &[]);
@@ -278,7 +278,7 @@ fn jsonrpc_common_and_db() {
         "/jsonrpc",
         r#"{"params":{"service":"common","method":"version"}}"#,
     );
-    assert!(c.args.is_empty());
+    assert!(c.args().is_empty());
 }
 
 #[test]
@@ -533,9 +533,9 @@ fn xmlrpc_execute_kw() {
     );
     assert_eq!(c.model.as_deref(), Some("res.partner"));
     assert_eq!(c.method.as_deref(), Some("search_read"));
-    assert_eq!(c.args, vec![json!([["is_company", "=", true]])]);
+    assert_eq!(c.args(), vec![json!([["is_company", "=", true]])]);
     assert_eq!(
-        Value::Object(c.kwargs.clone()),
+        Value::Object(c.kwargs().clone()),
         json!({"fields": ["name", "email"], "limit": 5, "context": {"lang": "fr_FR"}})
     );
     round_trip(&c, &[]);
@@ -545,8 +545,8 @@ fn xmlrpc_execute_kw() {
         r#"{"params":{"service":"object","method":"execute_kw","args":["prod",2,"0123456789abcdef0123456789abcdef01234567","res.partner","search_read",[[["is_company","=",true]]],{"fields":["name","email"],"limit":5,"context":{"lang":"fr_FR"}}]}}"#,
     );
     assert_eq!(
-        (&j.model, &j.method, &j.args, &j.kwargs, &j.credential),
-        (&c.model, &c.method, &c.args, &c.kwargs, &c.credential)
+        (&j.model, &j.method, j.args(), j.kwargs(), &j.credential),
+        (&c.model, &c.method, c.args(), c.kwargs(), &c.credential)
     );
 }
 
@@ -565,13 +565,13 @@ fn xmlrpc_legacy_and_services() {
         "/xmlrpc/2/db",
         "<methodCall><methodName>list</methodName><params/></methodCall>",
     );
-    assert_eq!((c.service.as_deref(), c.args.len()), (Some("db"), 0));
+    assert_eq!((c.service.as_deref(), c.args().len()), (Some("db"), 0));
     round_trip(&c, &[]);
     let c = ok(
         "/xmlrpc/2/common",
         "<methodCall><methodName>version</methodName></methodCall>",
     );
-    assert!(c.args.is_empty());
+    assert!(c.args().is_empty());
     round_trip(&c, &[]);
 }
 
@@ -601,7 +601,7 @@ fn xmlrpc_value_types() {
 </params></methodCall>"#;
     let c = ok("/xmlrpc/2/common", body);
     assert_eq!(
-        c.args,
+        c.args(),
         vec![
             json!(-7),
             json!(9_007_199_254_740_993_i64),
@@ -633,7 +633,7 @@ fn xmlrpc_line_ends_are_normalised_but_references_kept() {
         "<methodCall><methodName>m</methodName><params>\
          <param><value><string>a\r\nb\rc&#13;d</string></value></param></params></methodCall>",
     );
-    assert_eq!(c.args, vec![json!("a\nb\nc\rd")]);
+    assert_eq!(c.args(), vec![json!("a\nb\nc\rd")]);
     let body = round_trip(&c, &[]);
     assert!(String::from_utf8(body).unwrap().contains("a\nb\nc&#13;d"));
 }
@@ -641,7 +641,7 @@ fn xmlrpc_line_ends_are_normalised_but_references_kept() {
 #[test]
 fn xmlrpc_to_body_escapes_text() {
     let mut c = ok("/xmlrpc/2/object", XML_EXECUTE_KW);
-    c.kwargs.insert(
+    c.kwargs_mut().insert(
         "context".into(),
         json!({"x</name><value>": "</string><int>1</int>&amp;<!-- ]]>", "n": null, "f": 0.25, "big": 4_000_000_000_i64}),
     );
@@ -653,7 +653,7 @@ fn xmlrpc_to_body_escapes_text() {
     assert!(text.contains("<nil/>"));
     assert!(text.starts_with("<?xml version=\"1.0\"?>"));
     // A control character cannot be written.
-    c.kwargs.insert("bad".into(), json!("\u{1}"));
+    c.kwargs_mut().insert("bad".into(), json!("\u{1}"));
     assert!(matches!(
         c.to_body(),
         Err(SerialiseError::Unrepresentable(_))
@@ -803,8 +803,8 @@ fn json2_named_arguments_and_bearer_key() {
     assert_eq!(c.id, None);
     assert_eq!(c.model.as_deref(), Some("res.partner"));
     assert_eq!(c.method.as_deref(), Some("search_read"));
-    assert!(c.args.is_empty());
-    assert_eq!(c.kwargs["limit"], 5);
+    assert!(c.args().is_empty());
+    assert_eq!(c.kwargs()["limit"], 5);
     assert_eq!(c.context().unwrap()["lang"], "en_US");
     assert_eq!(c.db.as_deref(), Some("prod"));
     assert_eq!(
@@ -823,8 +823,8 @@ fn json2_named_arguments_and_bearer_key() {
         br#"{"ids":[1,2],"vals":{"name":"x"}}"#,
     )
     .unwrap();
-    assert_eq!(c.args, vec![json!([1, 2])]);
-    assert!(!c.kwargs.contains_key("ids"));
+    assert_eq!(c.args(), vec![json!([1, 2])]);
+    assert!(!c.kwargs().contains_key("ids"));
     assert_eq!(
         c.credential,
         Credential::ApiKey {
@@ -846,7 +846,7 @@ fn json2_path_is_authoritative_and_credentials_fall_back() {
     )
     .unwrap();
     assert_eq!(c.method.as_deref(), Some("read"));
-    assert_eq!(c.kwargs["method"], "unlink");
+    assert_eq!(c.kwargs()["method"], "unlink");
     assert_eq!(c.credential, Credential::Session("s1".into()));
     for auth in ["Basic abc", "bearer ", "bearer", "Bearerx"] {
         let c = parse_at("/json/2/a/b", &[("authorization", auth)], b"{}").unwrap();
@@ -880,13 +880,13 @@ fn json2_path_is_authoritative_and_credentials_fall_back() {
 #[test]
 fn json2_unrepresentable_rewrites() {
     let mut c = parse_at("/json/2/a/b", &[], br#"{"ids":[1]}"#).unwrap();
-    c.args.push(json!(2));
+    c.args_mut().push(json!(2));
     assert!(matches!(
         c.to_body(),
         Err(SerialiseError::Unrepresentable(_))
     ));
-    c.args.clear();
-    c.kwargs.insert("ids".into(), json!([1]));
+    c.args_mut().clear();
+    c.kwargs_mut().insert("ids".into(), json!([1]));
     assert!(matches!(
         c.to_body(),
         Err(SerialiseError::Unrepresentable(_))
@@ -1012,8 +1012,8 @@ fn to_body_needs_what_the_shape_needs() {
 #[test]
 fn rewritten_calls_are_written_in_their_shape() {
     let mut c = ok("/jsonrpc", EXECUTE_KW);
-    c.kwargs.insert("limit".into(), json!(80));
-    c.args.clear();
+    c.kwargs_mut().insert("limit".into(), json!(80));
+    c.args_mut().clear();
     let v: Value = serde_json::from_slice(&c.to_body().unwrap()).unwrap();
     assert_eq!(
         v["params"]["args"],
@@ -1022,9 +1022,372 @@ fn rewritten_calls_are_written_in_their_shape() {
     );
     assert_eq!(v["id"], 3);
     let mut x = ok("/xmlrpc/2/object", XML_EXECUTE_KW);
-    x.kwargs.insert("limit".into(), json!(80));
+    x.kwargs_mut().insert("limit".into(), json!(80));
     let again = parse_at("/xmlrpc/2/object", &[], &x.to_body().unwrap()).unwrap();
-    assert_eq!(again.kwargs["limit"], 80);
+    assert_eq!(again.kwargs()["limit"], 80);
+}
+
+// === lazy args / kwargs ===
+
+const CALL_KW: &str = "/web/dataset/call_kw";
+
+/// What the straightforward (eager) reading gives for `body` at `path` (`call_kw` or
+/// `/jsonrpc`), with the headers of [`ok`].
+fn eager(path: &str, body: &[u8]) -> Result<Call, ParseError> {
+    let head = head(path, &[("cookie", "session_id=sid123")]);
+    if path == "/jsonrpc" {
+        parse_jsonrpc_eager(path, body)
+    } else {
+        parse_call_kw_eager(Shape::CallKw, path, &head.headers, body)
+    }
+}
+
+/// Whether `body` takes the fast path (and then gives the eager reading's call).
+fn fast_path(path: &str, body: &[u8]) -> bool {
+    let call = if path == "/jsonrpc" {
+        fast::jsonrpc(path, body)
+    } else {
+        fast::call_kw(Shape::CallKw, path, body)
+    };
+    match call {
+        None => false,
+        Some(call) => {
+            let call = Call {
+                credential: eager(path, body).unwrap().credential,
+                ..call
+            };
+            assert_eq!(Ok(call), eager(path, body));
+            true
+        }
+    }
+}
+
+/// `parse` and the eager reading agree on `body` (same call, or same error), and returns the
+/// parse.
+fn same_as_eager(path: &str, body: &str) -> Result<Call, ParseError> {
+    let parsed = parse_at(path, &[("cookie", "session_id=sid123")], body.as_bytes());
+    assert_eq!(parsed, eager(path, body.as_bytes()), "{body}");
+    parsed
+}
+
+fn kw_body(args: &str, kwargs: &str) -> String {
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"params":{{"model":"a","method":"b","args":{args},"kwargs":{kwargs}}}}}"#
+    )
+}
+
+fn execute_kw_body(args: &str, kwargs: &str) -> String {
+    format!(
+        r#"{{"params":{{"service":"object","method":"execute_kw","args":["db",2,"pw","a","b",{args},{kwargs}]}},"id":1}}"#
+    )
+}
+
+#[test]
+fn hot_shapes_take_the_fast_path() {
+    assert!(fast_path(CALL_KW, WEB_SEARCH_READ.as_bytes()));
+    assert!(fast_path("/jsonrpc", EXECUTE_KW.as_bytes()));
+    let c = ok(CALL_KW, WEB_SEARCH_READ);
+    assert!(c.args.raw().is_some() && c.kwargs.raw().is_some());
+    let c = ok("/jsonrpc", EXECUTE_KW);
+    assert!(c.args.raw().is_some() && c.kwargs.raw().is_some());
+    // Other service calls are decoded, through the fast envelope.
+    for body in [
+        r#"{"params":{"service":"common","method":"login","args":["prod","admin","secret",{"a":[1]}]}}"#,
+        r#"{"params":{"service":"object","method":"execute","args":["prod",2,"pw","m","read",[7],["name"]]}}"#,
+    ] {
+        assert!(fast_path("/jsonrpc", body.as_bytes()), "{body}");
+    }
+}
+
+#[test]
+fn malformed_json_deep_inside_is_still_refused() {
+    let invalid = |path: &str, body: &str| {
+        assert!(
+            matches!(same_as_eager(path, body), Err(ParseError::InvalidJson(_))),
+            "{body}"
+        );
+    };
+    invalid(
+        CALL_KW,
+        r#"{"jsonrpc":"2.0","params":{"model":"a","method":"b","kwargs":{"x":[1,2}}}"#,
+    );
+    invalid(
+        CALL_KW,
+        r#"{"jsonrpc":"2.0","params":{"model":"a","method":"b","args":[1,,2]}}"#,
+    );
+    // What only decoding finds: numbers out of range, lone surrogates, bad escapes, control
+    // characters, invalid UTF-8.
+    for bad in [
+        "1e400",
+        "-1e400",
+        &"9".repeat(400),
+        r#""\ud800""#,
+        r#""\udc00x""#,
+        r#""\x""#,
+        "\"a\u{1}b\"",
+        "tru",
+        "01",
+    ] {
+        invalid(CALL_KW, &kw_body(&format!("[{bad}]"), "{}"));
+        invalid(CALL_KW, &kw_body("[]", &format!(r#"{{"x":{bad}}}"#)));
+        invalid("/jsonrpc", &execute_kw_body(&format!("[{bad}]"), "{}"));
+        invalid(
+            "/jsonrpc",
+            &execute_kw_body("[]", &format!(r#"{{"x":{bad}}}"#)),
+        );
+        invalid(
+            "/jsonrpc",
+            &format!(
+                r#"{{"params":{{"service":"object","method":"execute","args":["db",2,"pw","a","b",1,{bad}]}}}}"#
+            ),
+        );
+        // Members that are checked and dropped, or kept as values.
+        invalid(
+            CALL_KW,
+            &format!(r#"{{"jsonrpc":{bad},"params":{{"model":"a","method":"b"}}}}"#),
+        );
+        invalid(
+            CALL_KW,
+            &format!(r#"{{"id":[{bad}],"params":{{"model":"a","method":"b"}}}}"#),
+        );
+        invalid(
+            CALL_KW,
+            &format!(r#"{{"params":{{"model":"a","method":"b","extra":{bad}}}}}"#),
+        );
+    }
+    invalid(CALL_KW, &format!("{}\u{ff}", kw_body("[]", "{}")));
+    let mut bytes = kw_body(r#"["\u00e9"]"#, "{}").into_bytes();
+    let at = bytes.windows(6).position(|w| w == br"\u00e9").unwrap();
+    bytes.splice(at..at + 6, [0xc3, 0x28]);
+    assert!(matches!(
+        parse_at(CALL_KW, &[], &bytes),
+        Err(ParseError::InvalidJson(_))
+    ));
+    // An earlier duplicate is checked too, though the last one counts.
+    invalid(
+        CALL_KW,
+        r#"{"params":{"model":"a","method":"b","kwargs":{"x":1e400},"kwargs":{}}}"#,
+    );
+    invalid(
+        "/jsonrpc",
+        r#"{"params":{"service":"object","method":"execute_kw","args":["db",2,"pw","a","b",[1e999]],"args":["db",2,"pw","a","b"]}}"#,
+    );
+}
+
+#[test]
+fn nesting_limit_is_the_documents() {
+    let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    // serde_json reads 127 levels: envelope and params leave 125 for args / kwargs (124 inside
+    // `/jsonrpc`'s args array).
+    for (path, body, limit) in [
+        (CALL_KW, kw_body as fn(&str, &str) -> String, 125),
+        ("/jsonrpc", execute_kw_body, 124),
+    ] {
+        let ok_args = body(&nested(limit), "{}");
+        assert!(same_as_eager(path, &ok_args).is_ok());
+        assert!(fast_path(path, ok_args.as_bytes()));
+        let too_deep = body(&nested(limit + 1), "{}");
+        assert!(matches!(
+            same_as_eager(path, &too_deep),
+            Err(ParseError::InvalidJson(_))
+        ));
+        let ok_kwargs = body("[]", &format!(r#"{{"x":{}}}"#, nested(limit - 1)));
+        assert!(same_as_eager(path, &ok_kwargs).is_ok());
+        let too_deep = body("[]", &format!(r#"{{"x":{}}}"#, nested(limit)));
+        assert!(matches!(
+            same_as_eager(path, &too_deep),
+            Err(ParseError::InvalidJson(_))
+        ));
+        // Far too deep: refused without exhausting the stack.
+        let far = body(&nested(100_000), "{}");
+        assert!(matches!(
+            same_as_eager(path, &far),
+            Err(ParseError::InvalidJson(_))
+        ));
+    }
+}
+
+#[test]
+fn wrong_types_give_the_same_errors() {
+    let bad = |field, expected| Err(ParseError::BadField { field, expected });
+    let cases: &[(&str, String, Result<Call, ParseError>)] = &[
+        (CALL_KW, kw_body("{}", "{}"), bad("args", "an array")),
+        (CALL_KW, kw_body("null", "{}"), bad("args", "an array")),
+        (CALL_KW, kw_body(r#""[]""#, "{}"), bad("args", "an array")),
+        (CALL_KW, kw_body("[]", "[]"), bad("kwargs", "an object")),
+        (CALL_KW, kw_body("[]", "5"), bad("kwargs", "an object")),
+        (CALL_KW, kw_body("[]", "null"), bad("kwargs", "an object")),
+        (
+            "/jsonrpc",
+            execute_kw_body("{}", "{}"),
+            bad("args[5] (args)", "an array"),
+        ),
+        (
+            "/jsonrpc",
+            execute_kw_body("[]", "[]"),
+            bad("args[6] (kwargs)", "an object"),
+        ),
+        (
+            "/jsonrpc",
+            execute_kw_body("[]", "5"),
+            bad("args[6] (kwargs)", "an object"),
+        ),
+        (
+            "/jsonrpc",
+            execute_kw_body("[]", "{},1"),
+            bad("args", "at most 7 elements for execute_kw"),
+        ),
+        (
+            "/jsonrpc",
+            execute_kw_body("[]", "{}").replace(r#"2,"pw""#, r#"2.0,"pw""#),
+            bad("args[1] (uid)", "an integer"),
+        ),
+        (
+            "/jsonrpc",
+            r#"{"params":{"service":"object","method":"execute_kw","args":{}}}"#.into(),
+            bad("args", "an array"),
+        ),
+        (
+            CALL_KW,
+            r#"{"params":{"model":"a","method":"b"},"params":5}"#.into(),
+            Err(ParseError::ParamsNotObject),
+        ),
+        (
+            CALL_KW,
+            r#"[{"params":{"model":"a","method":"b"}}]"#.into(),
+            Err(ParseError::Batch),
+        ),
+        (CALL_KW, r#" "x" "#.into(), Err(ParseError::NotAnObject)),
+    ];
+    for (path, body, expected) in cases {
+        assert_eq!(&same_as_eager(path, body), expected, "{body}");
+    }
+    // `null` kwargs in execute_kw are empty, as before; the last duplicate counts.
+    let c = same_as_eager("/jsonrpc", &execute_kw_body("[1]", "null")).unwrap();
+    assert!(c.kwargs().is_empty());
+    let c = same_as_eager(
+        CALL_KW,
+        r#"{"params":{"model":1,"model":"a","method":"b","args":{},"args":[2]}}"#,
+    )
+    .unwrap();
+    assert_eq!((c.model.as_deref(), c.args()), (Some("a"), &[json!(2)][..]));
+}
+
+#[test]
+fn lazy_and_eager_calls_are_equal_and_write_the_same_body() {
+    for (path, body) in [
+        (CALL_KW, WEB_SEARCH_READ.to_owned()),
+        ("/jsonrpc", EXECUTE_KW.to_owned()),
+        (
+            CALL_KW,
+            kw_body(
+                r#"[ [1, 2] , {"b":1,"a":2} ]"#,
+                r#"{"z":1, "a":{"y":[], "x":null}}"#,
+            ),
+        ),
+        (
+            "/jsonrpc",
+            execute_kw_body(r#"[[["a","=",1]]]"#, r#"{ "limit" : 5 }"#),
+        ),
+    ] {
+        let lazy = parse_at(path, &[("cookie", "session_id=sid123")], body.as_bytes()).unwrap();
+        assert!(lazy.args.raw().is_some(), "{body}");
+        let eager = eager(path, body.as_bytes()).unwrap();
+        assert!(eager.args.raw().is_none());
+        assert_eq!(lazy, eager);
+        assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
+        // The same rewrite on both writes the same bytes.
+        let (mut lazy, mut eager) = (lazy.clone(), eager);
+        for c in [&mut lazy, &mut eager] {
+            c.kwargs_mut().insert("limit".into(), json!(2));
+            c.args_mut().push(json!("x"));
+        }
+        assert!(lazy.args.raw().is_none() && lazy.kwargs.raw().is_none());
+        assert_eq!(lazy, eager);
+        assert_eq!(lazy.to_body().unwrap(), eager.to_body().unwrap());
+        // Replacing works the same way.
+        lazy.set_kwargs(Map::new());
+        eager.set_kwargs(Map::new());
+        assert_eq!(lazy.to_body().unwrap(), eager.to_body().unwrap());
+    }
+}
+
+#[test]
+fn untouched_args_and_kwargs_are_copied_verbatim() {
+    let args = r#"[ [ 1 , 2.50, 1E2 ], "\u00e9\n", {"b" : 1, "a" : 2} ]"#;
+    let kwargs = r#"{ "z":{"y" : [ ] }, "context" : { "lang":"fr_FR" }, "a":-0 }"#;
+    for (path, body) in [
+        (CALL_KW, kw_body(args, kwargs)),
+        ("/jsonrpc", execute_kw_body(args, kwargs)),
+    ] {
+        let c = ok(path, &body);
+        assert_eq!(c.context().unwrap()["lang"], "fr_FR");
+        let out = String::from_utf8(round_trip(&c, &[("cookie", "session_id=sid123")])).unwrap();
+        assert!(out.contains(args) && out.contains(kwargs), "{out}");
+        // Reading does not change what is written.
+        assert!(c.args.raw().is_some() && c.kwargs.raw().is_some());
+        // Changing only kwargs keeps args verbatim.
+        let mut changed = c.clone();
+        changed.kwargs_mut().insert("limit".into(), json!(1));
+        let out =
+            String::from_utf8(round_trip(&changed, &[("cookie", "session_id=sid123")])).unwrap();
+        assert!(out.contains(args) && !out.contains(kwargs), "{out}");
+    }
+}
+
+#[test]
+fn the_raw_value_token_is_an_ordinary_key() {
+    // serde_json's `raw_value` feature makes its own `Value` read such an object as the JSON in
+    // its string; Odoo sees a dict, and so must BridgeCore.
+    let token = r#"{"$serde_json::private::RawValue":"[1]"}"#;
+    let expected = json!({"$serde_json::private::RawValue": "[1]"});
+    for (path, body) in [
+        (
+            CALL_KW,
+            kw_body(&format!("[{token}]"), &format!(r#"{{"context":{token}}}"#)),
+        ),
+        (
+            "/jsonrpc",
+            execute_kw_body(&format!("[{token}]"), &format!(r#"{{"context":{token}}}"#)),
+        ),
+    ] {
+        let c = same_as_eager(path, &body).unwrap();
+        assert_eq!(c.args(), std::slice::from_ref(&expected));
+        assert_eq!(c.kwargs()["context"], expected);
+        assert_eq!(c.context(), expected.as_object());
+    }
+    let body = format!(r#"{{"id":{token},"params":{{"model":"a","method":"b","x":{token}}}}}"#);
+    let c = same_as_eager(CALL_KW, &body).unwrap();
+    assert_eq!(
+        (c.id.as_ref(), &c.params["x"]),
+        (Some(&expected), &expected)
+    );
+    let c = ok(
+        "/web/session/authenticate",
+        &format!(r#"{{"params":{{"db":"x","login":"a","password":"b","context":{token}}}}}"#),
+    );
+    assert_eq!(c.params["context"]["$serde_json::private::RawValue"], "[1]");
+    let c = ok(
+        "/json/2/res.partner/read",
+        &format!(r#"{{"ids":[1],"context":{token}}}"#),
+    );
+    assert_eq!(
+        c.kwargs()["context"]["$serde_json::private::RawValue"],
+        "[1]"
+    );
+}
+
+#[test]
+fn built_calls() {
+    let mut c = Call::new(Shape::CallKw, "/web/dataset/call_kw");
+    assert!(c.args().is_empty() && c.kwargs().is_empty() && c.context().is_none());
+    c.model = Some("res.partner".into());
+    c.method = Some("read".into());
+    c.set_args(vec![json!([1])]);
+    c.kwargs_mut()
+        .insert("context".into(), json!({"lang": "en_US"}));
+    assert_eq!(c.context().unwrap()["lang"], "en_US");
+    round_trip(&c, &[]);
 }
 
 // === robustness ===
@@ -1105,8 +1468,8 @@ proptest! {
             "params": {"model": "res.partner", "method": "search_read", "args": args, "kwargs": kwargs, "extra": extra},
         });
         let c = parse_at("/web/dataset/call_kw", &[("cookie", "session_id=s")], body.to_string().as_bytes()).unwrap();
-        prop_assert_eq!(&c.args, &args);
-        prop_assert_eq!(&c.kwargs, &kwargs);
+        prop_assert_eq!(c.args(), args.as_slice());
+        prop_assert_eq!(c.kwargs(), &kwargs);
         round_trip(&c, &[("cookie", "session_id=s")]);
     }
 
@@ -1118,8 +1481,8 @@ proptest! {
                        "args": ["db", uid, password, "res.partner", "read", args, kwargs]},
         });
         let c = parse_at("/jsonrpc", &[], body.to_string().as_bytes()).unwrap();
-        prop_assert_eq!(&c.args, &args);
-        prop_assert_eq!(&c.kwargs, &kwargs);
+        prop_assert_eq!(c.args(), args.as_slice());
+        prop_assert_eq!(c.kwargs(), &kwargs);
         round_trip(&c, &[]);
     }
 
@@ -1135,6 +1498,43 @@ proptest! {
         let parsed = parse_at("/xmlrpc/2/object", &[], &body).unwrap();
         prop_assert_eq!(&parsed, &xml_call);
         round_trip(&parsed, &[]);
+    }
+
+    #[test]
+    fn fast_path_agrees_with_eager_reading(
+        (args, kwargs) in args_kwargs(false),
+        id in json_value(false),
+        pretty in any::<bool>(),
+    ) {
+        let bodies = [
+            json!({"jsonrpc": "2.0", "id": id, "params": {"model": "m", "method": "read", "args": args, "kwargs": kwargs}}),
+            json!({"id": id, "params": {"service": "object", "method": "execute_kw", "args": ["db", 1, "pw", "m", "read", args, kwargs]}}),
+            json!({"params": {"service": "object", "method": "execute", "args": ["db", 1, "pw", "m", "read", args, kwargs]}}),
+        ];
+        for (path, body) in [CALL_KW, "/jsonrpc", "/jsonrpc"].into_iter().zip(bodies) {
+            let text = if pretty { serde_json::to_string_pretty(&body).unwrap() } else { body.to_string() };
+            prop_assert!(fast_path(path, text.as_bytes()));
+            let c = same_as_eager(path, &text).unwrap();
+            round_trip(&c, &[("cookie", "session_id=sid123")]);
+        }
+    }
+
+    #[test]
+    fn edited_bodies_read_as_eagerly(
+        at in any::<prop::sample::Index>(),
+        len in 0..4usize,
+        with in prop::sample::select(vec![
+            "", "[", "]", "{", "}", ",", ":", "\"", "\\", "\\u", "\\ud800", "0", "-", "1e999", "null", "e", ".", " ", "\u{ff}", "\"args\":", "\"kwargs\":",
+        ]),
+    ) {
+        for (path, body) in [(CALL_KW, WEB_SEARCH_READ), ("/jsonrpc", EXECUTE_KW)] {
+            let mut bytes = body.as_bytes().to_vec();
+            let start = at.index(bytes.len());
+            let end = (start + len).min(bytes.len());
+            bytes.splice(start..end, with.bytes());
+            let parsed = parse_at(path, &[("cookie", "session_id=sid123")], &bytes);
+            prop_assert_eq!(parsed, eager(path, &bytes));
+        }
     }
 
     #[test]
