@@ -454,7 +454,7 @@ impl ProxyHttp for Proxy {
             resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
             resp.append_header(header::VARY, "Accept-Encoding")?;
             weaken_etag(resp)?;
-            ctx.brotli_stream = Some(BrotliStream::new(COMPRESSION_LEVEL));
+            ctx.brotli_stream = Some(Box::new(BrotliStream::new(COMPRESSION_LEVEL)));
         }
         if ctx.chain_forwarded {
             if let (Some(rt), Some(tenant), Some(call)) =
