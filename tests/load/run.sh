@@ -6,7 +6,7 @@
 #   DURATION=30s ROUNDS=5 tests/load/run.sh
 #
 # Knobs (environment): DURATION, WARMUP, ROUNDS, CONNS, LOAD_CPU, PROXY_CPU, BASE_PORT,
-# PROXIES (subset of "floor nginx bridgecore"), SKIP_BUILD=1, KEEP=1 (keep the work dir).
+# PROXIES (subset of "floor floor-mi nginx bridgecore"), SKIP_BUILD=1, KEEP=1 (keep the work dir).
 #
 # A report, not a gate: exits 0 whatever the numbers (PASS/FAIL lines say how the targets
 # fared), non-zero only when something could not be set up or a proxy answered wrongly.
@@ -21,7 +21,7 @@ CONNS=${CONNS:-64}
 LOAD_CPU=${LOAD_CPU:-0}    # wrk and the upstream
 PROXY_CPU=${PROXY_CPU:-1}  # the proxy under test, alone
 BASE_PORT=${BASE_PORT:-18080}
-PROXIES=${PROXIES:-floor nginx bridgecore}
+PROXIES=${PROXIES:-floor floor-mi nginx bridgecore}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 LUA="$HERE/call_kw.lua"
@@ -31,6 +31,7 @@ FLOOR_PORT=$((BASE_PORT + 1))
 NGINX_PORT=$((BASE_PORT + 2))
 BC_PORT=$((BASE_PORT + 3))
 BC_ADMIN_PORT=$((BASE_PORT + 4))
+FLOORMI_PORT=$((BASE_PORT + 5))
 
 # Targets from the issue.
 TARGET_RPS_VS_FLOOR=0.95  # bridgecore req/s >= this x the floor's
@@ -62,13 +63,16 @@ fi
 # ---------------------------------------------------------------------------------------
 # Binaries (release profile: lto = "fat", codegen-units = 1, as shipped).
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# The floor is the plain pass-through with Pingora's defaults (system allocator), as the issue
+# defines it; floor-mi is the same with BridgeCore's allocator, reported for comparison.
 FLOOR_BIN="$TARGET_DIR/release/passthrough"
+FLOORMI_BIN="$TARGET_DIR/release/passthrough-mimalloc"
 BC_BIN="$TARGET_DIR/release/bridgecore"
 want() { case " $PROXIES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 setup_failed=0
 if [ "$SKIP_BUILD" != 1 ]; then
-    if want floor; then
-        (cd "$ROOT" && cargo build --release -p passthrough) || die "building the pass-through failed"
+    if want floor || want floor-mi; then
+        (cd "$ROOT" && cargo build --release -p passthrough --bins) || die "building the pass-through failed"
     fi
     if want bridgecore; then
         if ! (cd "$ROOT" && cargo build --release -p bridgecore --bin bridgecore); then
@@ -79,6 +83,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
     fi
 fi
 want floor && { [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN missing"; }
+want floor-mi && { [ -x "$FLOORMI_BIN" ] || die "$FLOORMI_BIN missing"; }
 want bridgecore && { [ -x "$BC_BIN" ] || die "$BC_BIN missing"; }
 
 # ---------------------------------------------------------------------------------------
@@ -99,7 +104,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in "$UP_PORT" "$FLOOR_PORT" "$NGINX_PORT" "$BC_PORT" "$BC_ADMIN_PORT"; do
+for port in "$UP_PORT" "$FLOOR_PORT" "$NGINX_PORT" "$BC_PORT" "$BC_ADMIN_PORT" "$FLOORMI_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         die "127.0.0.1:$port is in use (set BASE_PORT)"
     fi
@@ -217,10 +222,10 @@ EOF
 # ---------------------------------------------------------------------------------------
 # Start everything. The upstream shares the load core with wrk; each proxy is pinned to
 # the other core, where nothing else runs.
-declare -A PORT=([floor]=$FLOOR_PORT [nginx]=$NGINX_PORT [bridgecore]=$BC_PORT)
+declare -A PORT=([floor]=$FLOOR_PORT [floor-mi]=$FLOORMI_PORT [nginx]=$NGINX_PORT [bridgecore]=$BC_PORT)
 declare -A MAINPID=()
 declare -A ACCESS_LOG=([nginx]="$WORK/nginx-access.log" [bridgecore]="$WORK/bridgecore-access.log")
-declare -A OUTPUT=([floor]="$WORK/floor.out" [nginx]="$WORK/nginx-error.log" [bridgecore]="$WORK/bridgecore.err")
+declare -A OUTPUT=([floor]="$WORK/floor.out" [floor-mi]="$WORK/floor-mi.out" [nginx]="$WORK/nginx-error.log" [bridgecore]="$WORK/bridgecore.err")
 
 # POSTs the benchmark request once; prints "STATUS SIZE".
 probe() {
@@ -257,6 +262,13 @@ if want floor; then
     MAINPID[floor]=$!
     PIDS+=("$!")
     wait_up floor "${MAINPID[floor]}" "$FLOOR_PORT" || die "the pass-through did not start"
+fi
+if want floor-mi; then
+    taskset -c "$PROXY_CPU" "$FLOORMI_BIN" "127.0.0.1:$FLOORMI_PORT" "127.0.0.1:$UP_PORT" \
+        >"$WORK/floor-mi.out" 2>&1 &
+    MAINPID[floor-mi]=$!
+    PIDS+=("$!")
+    wait_up floor-mi "${MAINPID[floor-mi]}" "$FLOORMI_PORT" || die "the mimalloc pass-through did not start"
 fi
 if want nginx; then
     taskset -c "$PROXY_CPU" "$NGINX" -c "$WORK/nginx.conf" -p "$WORK/" -e "$WORK/nginx-error.log" \
@@ -373,11 +385,12 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
     else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 have() { case " ${ORDER[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-ratios_line() {  # label rps_bc rps_floor cpu_bc cpu_nginx cpu_floor
+ratios_line() {  # label rps_bc rps_floor cpu_bc cpu_nginx cpu_floor rps_floor_mi
     local parts=()
     have bridgecore && have floor && parts+=("bridgecore/floor req/s $(ratio "$2" "$3")")
     have bridgecore && have nginx && parts+=("bridgecore/nginx CPU $(ratio "$4" "$5")")
     have floor && have nginx && parts+=("floor/nginx CPU $(ratio "$6" "$5")")
+    have bridgecore && have floor-mi && parts+=("bridgecore/floor-mi req/s $(ratio "$2" "$7")")
     [ ${#parts[@]} -eq 0 ] || printf '%s: %s\n' "$1" "$(IFS=';'; echo "${parts[*]}" | sed 's/;/, /g')"
 }
 
@@ -395,7 +408,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
             "${UPCPU[$name,$r]}" "${BUSY0[$name,$r]}%" "${BUSY1[$name,$r]}%" "${LOGPCT[$name,$r]}" "${ERRS[$name,$r]}"
     done
     ratios_line "ratios" "${RPS[bridgecore,$r]:-0}" "${RPS[floor,$r]:-0}" \
-        "${CPU[bridgecore,$r]:-0}" "${CPU[nginx,$r]:-0}" "${CPU[floor,$r]:-0}"
+        "${CPU[bridgecore,$r]:-0}" "${CPU[nginx,$r]:-0}" "${CPU[floor,$r]:-0}" "${RPS[floor-mi,$r]:-0}"
 done
 
 declare -A M_RPS M_CPU
@@ -411,7 +424,7 @@ for name in "${ORDER[@]}"; do
         "$(printf '%.1f' "$(col UPCPU)")" "$(col BUSY0)%" "$(col BUSY1)%" "$(col LOGPCT)" "$(col ERRS)"
 done
 ratios_line "ratios" "${M_RPS[bridgecore]:-0}" "${M_RPS[floor]:-0}" \
-    "${M_CPU[bridgecore]:-0}" "${M_CPU[nginx]:-0}" "${M_CPU[floor]:-0}"
+    "${M_CPU[bridgecore]:-0}" "${M_CPU[nginx]:-0}" "${M_CPU[floor]:-0}" "${M_RPS[floor-mi]:-0}"
 
 echo
 if have bridgecore && have floor; then
