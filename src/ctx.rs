@@ -36,8 +36,8 @@ pub struct RequestCtx {
     /// `/websocket` or `/longpolling`: goes to the bus upstream, not counted in
     /// `max_connections`.
     pub websocket: bool,
-    /// The parsed call, for RPC routes.
-    pub call: Option<Call>,
+    /// The parsed call, for RPC routes (boxed: the context moves with the request's future).
+    pub call: Option<Box<Call>>,
     /// The call's class (or the class of an unparsed request that counts).
     pub class: Option<Class>,
     /// The body to send upstream instead of the client's (a filter rewrote the call).

@@ -203,7 +203,7 @@ impl ProxyHttp for Proxy {
                 Some(n) if n <= MAX_READ_BODY => {
                     let body = read_body(session, n).await?;
                     match jsonrpc::parse(&ctx.endpoint, session.req_header(), &body) {
-                        Ok(call) => ctx.call = Some(call),
+                        Ok(call) => ctx.call = Some(Box::new(call)),
                         Err(e) => {
                             let reply = self.error_reply(ctx, ErrorKind::BadRequest, &e.message());
                             return self
@@ -226,7 +226,7 @@ impl ProxyHttp for Proxy {
         if let Some(call) = ctx.call.take() {
             if call.service.as_deref() == Some("db") && !tenant.cfg.allow_database_manager {
                 let reply = Reply::jsonrpc_error(
-                    Some(&call),
+                    Some(&*call),
                     ErrorKind::Forbidden,
                     "the database service is disabled on this server",
                 );
@@ -267,7 +267,7 @@ impl ProxyHttp for Proxy {
                                     .await;
                             }
                         }
-                        *new
+                        new
                     }
                 }
             };
@@ -418,7 +418,7 @@ impl ProxyHttp for Proxy {
                 ctx.class = match jsonrpc::parse(&ctx.endpoint, session.req_header(), &copy) {
                     Ok(call) => {
                         let class = call.class();
-                        ctx.call = Some(call);
+                        ctx.call = Some(Box::new(call));
                         Some(class)
                     }
                     Err(_) => class_of_unparsed(
@@ -667,7 +667,7 @@ impl Proxy {
     /// `{"detail"}` on `/api/v1`, plain text elsewhere.
     fn error_reply(&self, ctx: &RequestCtx, kind: ErrorKind, message: &str) -> Reply {
         if ctx.endpoint.is_rpc() {
-            Reply::jsonrpc_error(ctx.call.as_ref(), kind, message)
+            Reply::jsonrpc_error(ctx.call.as_deref(), kind, message)
         } else {
             plain(kind.status(), &format!("{message}\n"))
         }
