@@ -45,6 +45,8 @@ pub struct RequestCtx {
     /// A copy of a streamed RPC body (too large or chunked to read first), parsed at its end
     /// for classification and logs. Dropped when it grows past the parse cap.
     pub stream_copy: Option<BytesMut>,
+    /// The body was read (and kept for replay) before choosing the upstream.
+    pub body_read: bool,
     /// Request body bytes seen so far.
     pub body_bytes: u64,
     /// The slot under the tenant's `max_connections`, held until the request ends.
@@ -90,6 +92,7 @@ impl RequestCtx {
             class: None,
             new_body: None,
             stream_copy: None,
+            body_read: false,
             body_bytes: 0,
             permit: None,
             accept_encoding: None,

@@ -202,6 +202,7 @@ impl ProxyHttp for Proxy {
             match content_length {
                 Some(n) if n <= MAX_READ_BODY => {
                     let body = read_body(session, n).await?;
+                    ctx.body_read = true;
                     match jsonrpc::parse(&ctx.endpoint, session.req_header(), &body) {
                         Ok(call) => ctx.call = Some(Box::new(call)),
                         Err(e) => {
@@ -370,9 +371,12 @@ impl ProxyHttp for Proxy {
         if let Some(v) = &ctx.accept_encoding {
             up.insert_header(header::ACCEPT_ENCODING, v.clone())?;
         }
+        if ctx.body_read {
+            // BridgeCore already answered `Expect: 100-continue` and holds the whole body.
+            up.remove_header(&header::EXPECT);
+        }
         if let Some(body) = &ctx.new_body {
             up.remove_header(&header::TRANSFER_ENCODING);
-            up.remove_header(&header::EXPECT);
             up.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
         }
         ctx.upstream_start = Some(std::time::Instant::now());

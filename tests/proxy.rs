@@ -811,3 +811,58 @@ fn oversized_headers_are_refused_without_reaching_odoo() {
     );
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
 }
+
+#[tokio::test]
+async fn answers_odoo_already_encoded_are_never_compressed_again() {
+    let h = Harness::start();
+    for accept in ["gzip", "br", "zstd", "gzip, br, zstd"] {
+        let r = client()
+            .get(h.url("/__fake/gzipped"))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-encoding"], "gzip", "{accept}");
+        let via = r.bytes().await.unwrap();
+        let direct = client()
+            .get(h.direct("/__fake/gzipped"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(via, direct, "{accept}");
+        let v: Value = serde_json::from_slice(&decode("gzip", &via)).unwrap();
+        assert_eq!(v["rows"].as_array().unwrap().len(), 400);
+    }
+}
+
+#[test]
+fn expect_100_continue_on_a_parsed_call_gets_the_interim_answer() {
+    let h = Harness::start();
+    let body = serde_json::to_vec(&rpc(
+        json!({"service": "common", "method": "version", "args": []}),
+        4,
+    ))
+    .unwrap();
+    let mut s = std::net::TcpStream::connect(h.bc.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert!(String::from_utf8_lossy(&interim).starts_with("HTTP/1.1 100 Continue"));
+    s.write_all(&body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"server_version\""), "{text}");
+    // Odoo never saw the Expect header: BridgeCore already answered it.
+    let seen = h.odoo.requests().into_iter().last().unwrap();
+    assert!(!seen.headers.contains_key("expect"));
+}

@@ -893,6 +893,18 @@ async fn fake_route(
     rest: &str,
 ) -> Resp {
     match rest.trim_end_matches('/') {
+        // A JSON answer the upstream already gzip-encoded (Odoo behind another compressor).
+        "gzipped" => {
+            use std::io::Write as _;
+            let text = serde_json::to_vec(&json!({"rows": vec!["compressible text"; 400]}))
+                .unwrap_or_default();
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let _ = enc.write_all(&text);
+            let gz = enc.finish().unwrap_or_default();
+            let mut r = resp(200, "application/json", gz);
+            add_header(&mut r, "content-encoding", "gzip");
+            r
+        }
         "echo" => {
             let mut hm: Map<String, Value> = Map::new();
             for name in headers.keys() {
