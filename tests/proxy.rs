@@ -125,12 +125,8 @@ async fn odoo_sees_the_forwarded_headers_nginx_would_send() {
 async fn trusted_proxies_lists_are_believed() {
     let odoo = FakeOdoo::start(Dataset::demo());
     let spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo);
-    let (mut text, _, _) = yaml(&[spec], "");
-    text = text.replacen(
-        "  threads: 1\n",
-        "  threads: 1\n  trusted_proxies: [\"127.0.0.0/8\"]\n",
-        1,
-    );
+    let (text, _, _) = yaml(&[spec], "");
+    let text = with_server_keys(&text, "trusted_proxies: [\"127.0.0.0/8\"]");
     let bc = start_yaml(&text, vec![]);
     let seen: Value = client()
         .get(format!("http://{}/__fake/echo", bc.addr()))
@@ -284,18 +280,12 @@ async fn wrong_content_type_is_forwarded_for_odoo_to_answer() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_before_reaching_odoo() {
-    let h = Harness::with(Dataset::demo(), "", "", vec![]);
     // max_body_size default is 64MiB; use a small one.
     let odoo = FakeOdoo::start(Dataset::demo());
     let spec = TenantSpec::for_odoo("odoo", &["x"], &odoo);
-    let (mut text, port, _) = yaml(&[spec], "");
-    text = text.replacen(
-        "  threads: 1\n",
-        "  threads: 1\n  max_body_size: 100KiB\n",
-        1,
-    );
+    let (text, port, _) = yaml(&[spec], "");
+    let text = with_server_keys(&text, "max_body_size: 100KiB");
     let _bc = start_yaml(&text, vec![]);
-    drop(h);
     let big = vec![b'a'; 200 * 1024];
     let r = client()
         .post(format!(
@@ -773,12 +763,8 @@ fn raw_exchange(addr: std::net::SocketAddr, request: &[u8], wait: Duration) -> S
 fn slowloris_bodies_get_408_and_never_reach_odoo() {
     let odoo = FakeOdoo::start(Dataset::demo());
     let spec = TenantSpec::for_odoo("odoo", &["x"], &odoo);
-    let (mut text, _, _) = yaml(&[spec], "");
-    text = text.replacen(
-        "  threads: 1\n",
-        "  threads: 1\n  client_timeout: 300ms\n",
-        1,
-    );
+    let (text, _, _) = yaml(&[spec], "");
+    let text = with_server_keys(&text, "client_timeout: 300ms");
     let bc = start_yaml(&text, vec![]);
     let started = Instant::now();
     let answer = raw_exchange(

@@ -77,6 +77,12 @@ pub fn yaml(tenants: &[TenantSpec], top_level_extra: &str) -> (String, u16, u16)
     (out, port, admin)
 }
 
+/// Adds `server:` keys (one `key: value` line, or several separated by `\n  `) to a text made
+/// by [`yaml`].
+pub fn with_server_keys(text: &str, keys: &str) -> String {
+    text.replacen("  threads: 1\n", &format!("  threads: 1\n  {keys}\n"), 1)
+}
+
 /// Starts BridgeCore on a YAML text.
 pub fn start_yaml(text: &str, filters: Vec<Arc<dyn Filter>>) -> Running {
     let config = match Config::from_yaml(text, "test.yaml") {
