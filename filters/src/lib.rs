@@ -9,8 +9,10 @@
 //! - [`jsonrpc`] parses request bodies (JSON-RPC, XML-RPC, `/json/2`) into one [`Call`] type and
 //!   writes it back;
 //! - [`classify`] sorts calls into read/write classes and rate-limit categories (default-deny);
+//! - [`domain`] parses Odoo domains and writes them in a canonical order for cache keys;
 //! - [`filter`] is the [`Filter`] trait and the [`Chain`] that runs filters in order;
 //! - [`odoo`] is the handle filters use to call Odoo themselves;
+//! - [`rate_limit`] keys, policy and the exact local limiter behind the per-category limits;
 //! - [`error`] builds BridgeCore's own error answers in the caller's protocol;
 //! - [`units`] parses the durations, sizes and rates of the YAML file;
 //! - [`encoding`] negotiates response compression from `Accept-Encoding`;
@@ -18,6 +20,7 @@
 
 pub mod call;
 pub mod classify;
+pub mod domain;
 pub mod encoding;
 pub mod error;
 pub mod filter;
@@ -25,6 +28,7 @@ pub mod forwarded;
 pub mod json;
 pub mod jsonrpc;
 pub mod odoo;
+pub mod rate_limit;
 pub mod route;
 pub mod units;
 

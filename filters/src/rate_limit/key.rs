@@ -1,0 +1,178 @@
+//! Who a request counts against: the caller's [`Subject`] and the [`LimitKey`] it forms with the
+//! tenant and the category.
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::classify::Category;
+
+/// The identity a caller's budget belongs to (issue 3 item 6): the token subject, else the Odoo
+/// session, else the client IP. Build it with [`Subject::select`] so the precedence is applied in
+/// one place.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// The `sub` claim of a verified BridgeCore token: one budget per user, whichever device or
+    /// IP the user calls from.
+    Token(String),
+    /// A digest of the Odoo session id, never the raw `session_id` cookie: the limiter keeps
+    /// only a keyed fingerprint of its keys, but the glue should not even hand a live credential
+    /// around as a key.
+    Session(String),
+    /// The client address (after `trusted_proxies`). IPv6 addresses count per `/64` and
+    /// IPv4-mapped ones as IPv4, so a client cannot mint a fresh budget per address of its own
+    /// prefix.
+    Ip(IpAddr),
+}
+
+impl Subject {
+    /// Applies the precedence token > session > IP. Empty strings count as absent, so a token
+    /// with an empty `sub` does not pool every such token into one budget.
+    pub fn select(token_sub: Option<&str>, session_digest: Option<&str>, ip: IpAddr) -> Subject {
+        let token_sub = token_sub.filter(|s| !s.is_empty());
+        let session_digest = session_digest.filter(|s| !s.is_empty());
+        match (token_sub, session_digest) {
+            (Some(sub), _) => Subject::Token(sub.to_owned()),
+            (None, Some(digest)) => Subject::Session(digest.to_owned()),
+            (None, None) => Subject::Ip(ip),
+        }
+    }
+
+    /// `"token"`, `"session"` or `"ip"`: a bounded label for logs and metrics (never the value).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Token(_) => "token",
+            Subject::Session(_) => "session",
+            Subject::Ip(_) => "ip",
+        }
+    }
+}
+
+/// The unit a budget is kept for: (tenant, category, caller) or, for logins, (tenant, db, login).
+///
+/// It borrows its parts: the limiter stores only a 128-bit keyed fingerprint of a key, never the
+/// key, so building one per request costs no allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitKey<'a> {
+    tenant: &'a str,
+    category: Category,
+    who: Who<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Who<'a> {
+    Caller(&'a Subject),
+    Login { db: &'a str, login: &'a str },
+}
+
+impl<'a> LimitKey<'a> {
+    /// The caller's own budget for one category at one tenant.
+    pub fn caller(tenant: &'a str, category: Category, subject: &'a Subject) -> Self {
+        LimitKey {
+            tenant,
+            category,
+            who: Who::Caller(subject),
+        }
+    }
+
+    /// The brute-force budget of one account, shared by every IP and client that tries it
+    /// (category [`Category::Auth`]). The login is compared trimmed and lowercased: merging
+    /// `Admin` and `admin` can only make the limit stricter, never let variants of one name
+    /// each get a fresh budget.
+    pub fn login(tenant: &'a str, db: &'a str, login: &'a str) -> Self {
+        LimitKey {
+            tenant,
+            category: Category::Auth,
+            who: Who::Login { db, login },
+        }
+    }
+
+    /// The tenant this budget belongs to.
+    pub fn tenant(&self) -> &'a str {
+        self.tenant
+    }
+
+    /// The category this budget counts.
+    pub fn category(&self) -> Category {
+        self.category
+    }
+
+    /// Feeds the key to a hasher, unambiguously (every variable-length part is terminated and
+    /// every variant tagged), so distinct keys give distinct inputs.
+    pub(crate) fn feed<H: Hasher>(&self, state: &mut H) {
+        self.tenant.hash(state);
+        self.category.hash(state);
+        match self.who {
+            Who::Caller(Subject::Token(sub)) => {
+                state.write_u8(1);
+                sub.hash(state);
+            }
+            Who::Caller(Subject::Session(digest)) => {
+                state.write_u8(2);
+                digest.hash(state);
+            }
+            Who::Caller(Subject::Ip(ip)) => {
+                state.write_u8(3);
+                ip_bucket(*ip).hash(state);
+            }
+            Who::Login { db, login } => {
+                state.write_u8(4);
+                db.hash(state);
+                for c in login.trim().chars().flat_map(char::to_lowercase) {
+                    state.write_u32(u32::from(c));
+                }
+                state.write_u32(u32::MAX); // not a char: ends the login
+            }
+        }
+    }
+}
+
+/// The address a budget is kept for: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 by `/64`
+/// (the smallest prefix a site is normally given, so one client cannot rotate addresses).
+fn ip_bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn precedence_is_token_then_session_then_ip() {
+        let ip = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(
+            Subject::select(Some("7"), Some("d1"), ip),
+            Subject::Token("7".into())
+        );
+        assert_eq!(
+            Subject::select(None, Some("d1"), ip),
+            Subject::Session("d1".into())
+        );
+        assert_eq!(Subject::select(None, None, ip), Subject::Ip(ip));
+        assert_eq!(
+            Subject::select(Some(""), Some("d1"), ip),
+            Subject::Session("d1".into())
+        );
+        assert_eq!(Subject::select(Some(""), Some(""), ip), Subject::Ip(ip));
+        assert_eq!(Subject::Token("x".into()).kind(), "token");
+        assert_eq!(Subject::Session("x".into()).kind(), "session");
+        assert_eq!(Subject::Ip(ip).kind(), "ip");
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_v4_as_v4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ip_bucket(a), ip_bucket(b));
+        assert_ne!(ip_bucket(a), ip_bucket(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(ip_bucket(mapped), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    }
+}
