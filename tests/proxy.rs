@@ -852,3 +852,121 @@ fn expect_100_continue_on_a_parsed_call_gets_the_interim_answer() {
     let seen = h.odoo.requests().into_iter().last().unwrap();
     assert!(!seen.headers.contains_key("expect"));
 }
+
+#[tokio::test]
+async fn xmlrpc_results_are_identical_to_direct_odoo() {
+    let h = Harness::start();
+    let body = fake_odoo::xmlrpc::encode_call(
+        "execute_kw",
+        &[
+            json!("odoo"),
+            json!(2),
+            json!("admin"),
+            json!("res.partner"),
+            json!("search_read"),
+            json!([[["is_company", "=", true]]]),
+            json!({"fields": ["name"], "limit": 3}),
+        ],
+    );
+    let send = |url: String| {
+        let body = body.clone();
+        async move {
+            client()
+                .post(url)
+                .header("content-type", "text/xml")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let via = send(h.url("/xmlrpc/2/object")).await;
+    assert_eq!(via.status(), 200);
+    let via = via.text().await.unwrap();
+    let direct = send(h.direct("/xmlrpc/2/object"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(via, direct);
+    let rows = fake_odoo::xmlrpc::decode_response(&via).unwrap().unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+    // Parsed on the way: classified as a read and counted with the uid it carries.
+    let handle = h.bc.handle().clone();
+    eventually(move || {
+        String::from_utf8(handle.metrics()).unwrap().contains(
+            "bridgecore_requests_total{category=\"read\",status=\"2xx\",tenant=\"odoo\"} 1",
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn json2_calls_pass_with_their_bearer_key() {
+    let mut data = Dataset::demo();
+    data.json2 = true;
+    let h = Harness::with(data, "", "", vec![]);
+    let call = |url: String, key: &'static str| async move {
+        client()
+            .post(url)
+            .header("authorization", format!("bearer {key}"))
+            .header("x-odoo-database", "odoo")
+            .json(&json!({"domain": [["is_company", "=", true]], "fields": ["name"], "limit": 2}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let via = call(h.url("/json/2/res.partner/search_read"), "admin-api-key").await;
+    assert_eq!(via.status(), 200);
+    let via: Value = via.json().await.unwrap();
+    let direct: Value = call(h.direct("/json/2/res.partner/search_read"), "admin-api-key")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(via, direct);
+    assert_eq!(via.as_array().unwrap().len(), 2);
+    // Odoo's own refusal (a real HTTP status on /json/2) passes through untouched.
+    let bad = call(h.url("/json/2/res.partner/search_read"), "wrong-key").await;
+    assert_eq!(bad.status(), 401);
+}
+
+#[tokio::test]
+async fn requests_alternate_between_a_tenants_upstreams() {
+    let a = FakeOdoo::start(Dataset::demo());
+    let b = FakeOdoo::start(Dataset::demo());
+    let spec = TenantSpec {
+        name: "odoo".into(),
+        hosts: vec!["x".into()],
+        upstream: format!("{}\", \"{}", a.addr(), b.addr()),
+        ws_upstream: a.bus_addr().to_string(),
+        extra: String::new(),
+    };
+    let (text, port, _) = yaml(&[spec], "");
+    let _bc = start_yaml(&text, vec![]);
+    for _ in 0..6 {
+        let r = client()
+            .get(format!("http://127.0.0.1:{port}/web/health"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!((a.count(), b.count()), (3, 3));
+}
+
+#[test]
+fn an_invalid_configuration_never_replaces_the_running_one() {
+    let h = Harness::start();
+    let bad = "server:\n  listen: [\"127.0.0.1:1\"]\ntenants: {}\n";
+    let errors = bridgecore::config::Config::from_yaml(bad, "bad.yaml").unwrap_err();
+    assert!(errors.to_string().starts_with("bad.yaml:"), "{errors}");
+    // Nothing to swap in: the running configuration still serves.
+    let r = raw_exchange(
+        h.bc.addr(),
+        b"GET /web/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(h.bc.handle().config().tenants[0].name, "odoo");
+}
