@@ -47,6 +47,11 @@ pub struct RequestCtx {
     pub stream_copy: Option<BytesMut>,
     /// The body was read (and kept for replay) before choosing the upstream.
     pub body_read: bool,
+    /// A streamed `/jsonrpc` body whose service must be checked before Odoo gets all of it
+    /// (the database manager is disabled): the latest chunk is held back until the end.
+    pub guard_db: bool,
+    /// The chunk held back while `guard_db`.
+    pub held_chunk: Option<Bytes>,
     /// Request body bytes seen so far.
     pub body_bytes: u64,
     /// The slot under the tenant's `max_connections`, held until the request ends.
@@ -93,6 +98,8 @@ impl RequestCtx {
             new_body: None,
             stream_copy: None,
             body_read: false,
+            guard_db: false,
+            held_chunk: None,
             body_bytes: 0,
             permit: None,
             accept_encoding: None,

@@ -167,6 +167,14 @@ impl ProxyHttp for Proxy {
         };
         ctx.tenant = Some(tenant.clone());
 
+        let xmlrpc_db = matches!(ctx.endpoint, Endpoint::XmlRpc { .. })
+            && session.req_header().uri.path().rsplit('/').next() == Some("db");
+        if xmlrpc_db && !tenant.cfg.allow_database_manager {
+            let reply = plain(403, "the database service is disabled on this server\n");
+            return self
+                .answer(session, ctx, reply, "bridgecore", "blocked")
+                .await;
+        }
         if ctx.endpoint == Endpoint::DatabaseManager && !tenant.cfg.allow_database_manager {
             let reply = plain(403, "the database manager is disabled on this server\n");
             return self
@@ -220,7 +228,11 @@ impl ProxyHttp for Proxy {
                         .answer(session, ctx, reply, "bridgecore", "bad_request")
                         .await;
                 }
-                _ => ctx.stream_copy = Some(BytesMut::new()),
+                _ => {
+                    ctx.stream_copy = Some(BytesMut::new());
+                    ctx.guard_db =
+                        ctx.endpoint == Endpoint::JsonRpc && !tenant.cfg.allow_database_manager;
+                }
             }
         }
 
@@ -409,12 +421,48 @@ impl ProxyHttp for Proxy {
                 );
             }
             if let Some(copy) = ctx.stream_copy.as_mut() {
-                if copy.len() + chunk.len() <= STREAM_PARSE_CAP {
+                // A guarded body is copied whole (it is bounded by max_body_size).
+                if ctx.guard_db || copy.len() + chunk.len() <= STREAM_PARSE_CAP {
                     copy.extend_from_slice(chunk);
                 } else {
                     ctx.stream_copy = None;
                 }
             }
+        }
+        if ctx.guard_db {
+            // Odoo acts on a body only once it has all of it: holding back the latest chunk
+            // until the whole call is checked keeps a `db` call from ever being complete there.
+            let previous = ctx.held_chunk.take();
+            let current = body.take();
+            if !end_of_stream {
+                ctx.held_chunk = current;
+                // `None` would tell Pingora the body ended; an empty chunk is "nothing yet".
+                *body = Some(previous.unwrap_or_default());
+                return Ok(());
+            }
+            let call = ctx
+                .stream_copy
+                .as_ref()
+                .and_then(|copy| jsonrpc::parse(&ctx.endpoint, session.req_header(), copy).ok());
+            if call
+                .as_ref()
+                .is_some_and(|c| c.service.as_deref() == Some("db"))
+            {
+                ctx.answered_reason = Some("blocked");
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(403),
+                    "the database service is disabled on this server",
+                );
+            }
+            *body = match (previous, current) {
+                (Some(a), Some(b)) => {
+                    let mut both = BytesMut::with_capacity(a.len() + b.len());
+                    both.extend_from_slice(&a);
+                    both.extend_from_slice(&b);
+                    Some(both.freeze())
+                }
+                (a, b) => a.or(b),
+            };
         }
         if end_of_stream {
             if let Some(copy) = ctx.stream_copy.take() {
@@ -525,6 +573,11 @@ impl ProxyHttp for Proxy {
             ErrorType::HTTPStatus(c) if *c >= 500 => {
                 (*c, ErrorKind::BadGateway, "Odoo is unreachable")
             }
+            ErrorType::HTTPStatus(403) => (
+                403,
+                ErrorKind::Forbidden,
+                "the database service is disabled on this server",
+            ),
             ErrorType::HTTPStatus(c) => (*c, ErrorKind::BadRequest, "bad request"),
             ErrorType::ReadTimedout | ErrorType::WriteTimedout if upstream => (
                 504,

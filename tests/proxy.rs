@@ -970,3 +970,90 @@ fn an_invalid_configuration_never_replaces_the_running_one() {
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     assert_eq!(h.bc.handle().config().tenants[0].name, "odoo");
 }
+
+fn big_jsonrpc(service: &str, method: &str, args: Value) -> Vec<u8> {
+    let body = rpc(
+        json!({"service": service, "method": method, "args": args}),
+        21,
+    );
+    let raw = serde_json::to_vec(&body).unwrap();
+    assert!(raw.len() > 64 * 1024, "must be too large to read first");
+    raw
+}
+
+#[tokio::test]
+async fn large_database_manager_calls_are_refused_before_odoo_can_act() {
+    let h = Harness::start();
+    let dump = "A".repeat(200 * 1024);
+    let raw = big_jsonrpc("db", "restore", json!(["master", "prod", dump]));
+    // Content-Length framing.
+    let r = client()
+        .post(h.url("/jsonrpc"))
+        .header("content-type", "application/json")
+        .body(raw.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["data"]["name"], "bridgecore.Forbidden");
+    // Chunked framing.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        raw.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let r = client()
+        .post(h.url("/jsonrpc"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Odoo never received a complete call, so it never handled one.
+    assert!(
+        h.odoo.requests().iter().all(|s| s.body.len() < raw.len()),
+        "a complete db call reached Odoo"
+    );
+    // XML-RPC's db service is refused by its path, whatever the body.
+    let r = client()
+        .post(h.url("/xmlrpc/2/db"))
+        .header("content-type", "text/xml")
+        .body(fake_odoo::xmlrpc::encode_call("list", &[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn large_object_calls_over_jsonrpc_still_stream_through() {
+    let h = Harness::start();
+    let blob = "B".repeat(100 * 1024);
+    let raw = big_jsonrpc(
+        "object",
+        "execute_kw",
+        json!(["odoo", 2, "admin", "res.partner", "create", [{"name": "Big", "comment": blob}], {}]),
+    );
+    for chunked in [false, true] {
+        let body = if chunked {
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+                raw.chunks(10_000).map(|c| Ok(c.to_vec())).collect();
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+        } else {
+            reqwest::Body::from(raw.clone())
+        };
+        let r = client()
+            .post(h.url("/jsonrpc"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "chunked: {chunked}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["result"].as_i64().is_some(), "{v}");
+        let seen = h.odoo.requests().into_iter().last().unwrap();
+        assert_eq!(seen.body.as_ref(), raw.as_slice(), "chunked: {chunked}");
+    }
+}
