@@ -627,6 +627,7 @@ impl ProxyHttp for Proxy {
             if let Err(err) = self.write_reply(session, ctx, reply).await {
                 log::debug!("could not send the error response: {err}");
             }
+            linger(session).await;
         }
         FailToProxy {
             error_code: code,
@@ -744,6 +745,7 @@ impl Proxy {
             session.set_keepalive(None);
         }
         self.write_reply(session, ctx, reply).await?;
+        linger(session).await;
         Ok(true)
     }
 
@@ -776,6 +778,20 @@ impl Proxy {
         session.write_response_body(Some(body), true).await?;
         Ok(())
     }
+}
+
+/// How long BridgeCore keeps reading (and discarding) a request body it refused, so that the
+/// client, still sending, gets to read the answer: closing a socket with unread data makes the
+/// kernel send a reset, and the client sees a broken connection instead of the 413.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reads and discards what is left of the request body, for at most [`LINGER`].
+async fn linger(session: &mut Session) {
+    if session.is_body_done() {
+        return;
+    }
+    session.set_total_drain_timeout(Some(LINGER));
+    let _ = session.drain_request_body().await;
 }
 
 /// A plain-text answer.

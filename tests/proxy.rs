@@ -274,8 +274,10 @@ async fn wrong_content_type_is_forwarded_for_odoo_to_answer() {
         .send()
         .await
         .unwrap();
-    assert_eq!(h.odoo.count(), 1);
-    assert_eq!(r.status(), 400, "Odoo's own answer");
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert_eq!(h.odoo.count(), 1, "{status} {text}");
+    assert_eq!(status, 400, "Odoo's own answer: {text}");
 }
 
 #[tokio::test]

@@ -12,12 +12,22 @@ use bridgecore::{BridgeCore, Running};
 pub use fake_odoo::{Dataset, FakeOdoo};
 
 /// A free loopback port (bound, then released).
+///
+/// BridgeCore's listeners get ports below the kernel's ephemeral range (32768+ on Linux), where
+/// the fake Odoos and clients, which bind `:0`, never land: a port picked from the ephemeral
+/// range and released could be handed to another test's socket before BridgeCore binds it, and
+/// that test would then talk to the wrong server. Each test process walks its own slice of
+/// 10000-32767 (by pid), skipping ports in use.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let slice = (std::process::id() as usize % 20) * 1000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (slice + n) % 22_000;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
