@@ -357,12 +357,10 @@ async fn large_create_passes_through_intact() {
     let last = seen.last().unwrap();
     assert_eq!(last.body.as_ref(), raw.as_slice());
     // Streamed, yet still classified from the copy parsed on the way: a write.
-    let handle = h.bc.handle().clone();
-    eventually(move || {
-        String::from_utf8(handle.metrics()).unwrap().contains(
-            "bridgecore_requests_total{category=\"write\",status=\"2xx\",tenant=\"odoo\"} 1",
-        )
-    })
+    metric_appears(
+        &h.bc,
+        "bridgecore_requests_total{category=\"write\",status=\"2xx\",tenant=\"odoo\"} 1",
+    )
     .await;
 }
 
@@ -721,13 +719,7 @@ async fn saturated_tenant_answers_503_after_connect_timeout() {
 async fn admin_listener_serves_health_readiness_and_metrics() {
     let h = Harness::start();
     let _ = client().get(h.url("/web/health")).send().await.unwrap();
-    let handle = h.bc.handle().clone();
-    eventually(move || {
-        String::from_utf8(handle.metrics())
-            .unwrap()
-            .contains("status=\"2xx\",tenant=\"odoo\"} 1")
-    })
-    .await;
+    metric_appears(&h.bc, "status=\"2xx\",tenant=\"odoo\"} 1").await;
     let r = client().get(h.admin("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = client().get(h.admin("/readyz")).send().await.unwrap();
@@ -894,12 +886,10 @@ async fn xmlrpc_results_are_identical_to_direct_odoo() {
     let rows = fake_odoo::xmlrpc::decode_response(&via).unwrap().unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 3);
     // Parsed on the way: classified as a read and counted with the uid it carries.
-    let handle = h.bc.handle().clone();
-    eventually(move || {
-        String::from_utf8(handle.metrics()).unwrap().contains(
-            "bridgecore_requests_total{category=\"read\",status=\"2xx\",tenant=\"odoo\"} 1",
-        )
-    })
+    metric_appears(
+        &h.bc,
+        "bridgecore_requests_total{category=\"read\",status=\"2xx\",tenant=\"odoo\"} 1",
+    )
     .await;
 }
 

@@ -203,3 +203,10 @@ pub async fn eventually(cond: impl Fn() -> bool) {
     }
     panic!("condition not reached in 2 s");
 }
+
+/// Waits until BridgeCore's metrics contain `line` (they are counted after the answer is sent).
+pub async fn metric_appears(bc: &Running, line: &str) {
+    let handle = bc.handle().clone();
+    let line = line.to_string();
+    eventually(move || String::from_utf8_lossy(&handle.metrics()).contains(&line)).await;
+}
