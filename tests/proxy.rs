@@ -11,6 +11,21 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
+/// POSTs a body as it is, with this `Content-Type`.
+async fn post_bytes(
+    url: impl reqwest::IntoUrl,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn post_json(url: &str, body: &Value, cookie: Option<&str>) -> reqwest::Response {
     let mut req = client().post(url).json(body);
     if let Some(sid) = cookie {
@@ -247,13 +262,12 @@ async fn malformed_json_gets_400_and_never_reaches_odoo() {
         (&b"[{\"jsonrpc\":\"2.0\"}]"[..], "batch"),
         (&b"{\"jsonrpc\":\"2.0\",\"params\":[1,2]}"[..], "params"),
     ] {
-        let r = client()
-            .post(h.url("/web/dataset/call_kw"))
-            .header("content-type", "application/json")
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let r = post_bytes(
+            h.url("/web/dataset/call_kw"),
+            "application/json",
+            body.to_vec(),
+        )
+        .await;
         assert_eq!(r.status(), 400);
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], 400);
@@ -267,13 +281,7 @@ async fn malformed_json_gets_400_and_never_reaches_odoo() {
 #[tokio::test]
 async fn wrong_content_type_is_forwarded_for_odoo_to_answer() {
     let h = Harness::start();
-    let r = client()
-        .post(h.url("/web/dataset/call_kw"))
-        .header("content-type", "text/plain")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let r = post_bytes(h.url("/web/dataset/call_kw"), "text/plain", "{not json").await;
     let status = r.status();
     let text = r.text().await.unwrap_or_default();
     assert_eq!(h.odoo.count(), 1, "{status} {text}");
@@ -300,13 +308,12 @@ async fn oversized_bodies_get_413_before_reaching_odoo() {
         .unwrap();
     assert_eq!(r.status(), 413);
     // On a JSON-RPC route the 413 is a JSON-RPC error.
-    let r = client()
-        .post(format!("http://127.0.0.1:{port}/web/dataset/call_kw"))
-        .header("content-type", "application/json")
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = post_bytes(
+        format!("http://127.0.0.1:{port}/web/dataset/call_kw"),
+        "application/json",
+        big.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], 413);
@@ -864,15 +871,7 @@ async fn xmlrpc_results_are_identical_to_direct_odoo() {
     );
     let send = |url: String| {
         let body = body.clone();
-        async move {
-            client()
-                .post(url)
-                .header("content-type", "text/xml")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { post_bytes(url, "text/xml", body).await }
     };
     let via = send(h.url("/xmlrpc/2/object")).await;
     assert_eq!(via.status(), 200);
@@ -979,13 +978,7 @@ async fn large_database_manager_calls_are_refused_before_odoo_can_act() {
     let dump = "A".repeat(200 * 1024);
     let raw = big_jsonrpc("db", "restore", json!(["master", "prod", dump]));
     // Content-Length framing.
-    let r = client()
-        .post(h.url("/jsonrpc"))
-        .header("content-type", "application/json")
-        .body(raw.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = post_bytes(h.url("/jsonrpc"), "application/json", raw.clone()).await;
     assert_eq!(r.status(), 403);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["data"]["name"], "bridgecore.Forbidden");
@@ -1008,13 +1001,12 @@ async fn large_database_manager_calls_are_refused_before_odoo_can_act() {
         "a complete db call reached Odoo"
     );
     // XML-RPC's db service is refused by its path, whatever the body.
-    let r = client()
-        .post(h.url("/xmlrpc/2/db"))
-        .header("content-type", "text/xml")
-        .body(fake_odoo::xmlrpc::encode_call("list", &[]))
-        .send()
-        .await
-        .unwrap();
+    let r = post_bytes(
+        h.url("/xmlrpc/2/db"),
+        "text/xml",
+        fake_odoo::xmlrpc::encode_call("list", &[]),
+    )
+    .await;
     assert_eq!(r.status(), 403);
 }
 
@@ -1035,13 +1027,7 @@ async fn large_object_calls_over_jsonrpc_still_stream_through() {
         } else {
             reqwest::Body::from(raw.clone())
         };
-        let r = client()
-            .post(h.url("/jsonrpc"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = post_bytes(h.url("/jsonrpc"), "application/json", body).await;
         assert_eq!(r.status(), 200, "chunked: {chunked}");
         let v: Value = r.json().await.unwrap();
         assert!(v["result"].as_i64().is_some(), "{v}");
