@@ -306,16 +306,45 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// JWT signing algorithms (HMAC, as the key is a shared secret).
+/// JWT signing algorithms. One per deployment: tokens signed with any other are refused, so
+/// neither `alg: none` nor HS/RS key confusion can get through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum JwtAlgorithm {
-    /// HMAC-SHA256 (the default).
+    /// HMAC-SHA256 with `secret` (the default).
     #[default]
     HS256,
-    /// HMAC-SHA384.
+    /// HMAC-SHA384 with `secret`.
     HS384,
-    /// HMAC-SHA512.
+    /// HMAC-SHA512 with `secret`.
     HS512,
+    /// RSA PKCS#1 v1.5 with SHA-256, from key files or a JWKS.
+    RS256,
+    /// ECDSA P-256 with SHA-256, from key files or a JWKS.
+    ES256,
+    /// Ed25519, from key files or a JWKS.
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// The name as written in YAML and in a token's `alg` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::HS256 => "HS256",
+            JwtAlgorithm::HS384 => "HS384",
+            JwtAlgorithm::HS512 => "HS512",
+            JwtAlgorithm::RS256 => "RS256",
+            JwtAlgorithm::ES256 => "ES256",
+            JwtAlgorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    /// Whether the key is a shared secret (HMAC) rather than a key pair.
+    pub fn is_hmac(self) -> bool {
+        matches!(
+            self,
+            JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512
+        )
+    }
 }
 
 /// `auth.jwt`.
@@ -323,12 +352,49 @@ pub enum JwtAlgorithm {
 pub struct JwtConfig {
     /// Default HS256.
     pub algorithm: JwtAlgorithm,
-    /// The signing key; `None` (empty) turns JWT auth off, with a warning.
+    /// The HMAC key (HS*); `None` (empty) turns JWT auth off, with a warning.
     pub secret: Option<String>,
+    /// PEM public key (RS256/ES256/EdDSA).
+    pub public_key_file: Option<PathBuf>,
+    /// PEM private key, where this instance issues tokens (RS256/ES256/EdDSA).
+    pub private_key_file: Option<PathBuf>,
+    /// A JWKS document on disk (verification only).
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS document over HTTP(S) (verification only), fetched at start and every
+    /// `jwks_refresh`; the last good set is kept when a fetch fails.
+    pub jwks_url: Option<String>,
+    /// How often `jwks_file`/`jwks_url` is read again. Default 10 min.
+    pub jwks_refresh: Duration,
+    /// `iss` of issued tokens, and required of presented ones. Default `bridgecore`.
+    pub issuer: String,
+    /// `aud` of issued tokens, and required of presented ones. Default `bridgecore-api`.
+    pub audience: String,
+    /// Clock skew tolerated on `exp`/`nbf`. Default 30 s.
+    pub leeway: Duration,
     /// Access-token lifetime. Default 15 min.
     pub access_ttl: Duration,
     /// Refresh-token lifetime. Default 7 days.
     pub refresh_ttl: Duration,
+}
+
+impl JwtConfig {
+    /// Whether tokens can be verified at all (a secret, or some public key material).
+    pub fn enabled(&self) -> bool {
+        if self.algorithm.is_hmac() {
+            self.secret.is_some()
+        } else {
+            self.public_key_file.is_some() || self.jwks_file.is_some() || self.jwks_url.is_some()
+        }
+    }
+
+    /// Whether this instance can sign tokens (and so serve logins).
+    pub fn can_issue(&self) -> bool {
+        if self.algorithm.is_hmac() {
+            self.secret.is_some()
+        } else {
+            self.private_key_file.is_some()
+        }
+    }
 }
 
 impl Default for JwtConfig {
@@ -336,6 +402,14 @@ impl Default for JwtConfig {
         JwtConfig {
             algorithm: JwtAlgorithm::HS256,
             secret: None,
+            public_key_file: None,
+            private_key_file: None,
+            jwks_file: None,
+            jwks_url: None,
+            jwks_refresh: Duration::from_secs(600),
+            issuer: "bridgecore".to_owned(),
+            audience: "bridgecore-api".to_owned(),
+            leeway: Duration::from_secs(30),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(7 * 86_400),
         }

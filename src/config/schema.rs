@@ -123,6 +123,14 @@ pub(crate) struct AuthFile {
 pub(crate) struct JwtFile {
     pub algorithm: Option<String>,
     pub secret: Option<String>,
+    pub public_key_file: Option<String>,
+    pub private_key_file: Option<String>,
+    pub jwks_file: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_refresh: Option<String>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub leeway: Option<String>,
     pub access_ttl: Option<String>,
     pub refresh_ttl: Option<String>,
 }

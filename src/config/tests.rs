@@ -316,7 +316,7 @@ cache:
     product.product: {}
 rate_limits: {auth: 5/m, exempt: [127.0.0.1]}
 auth:
-  jwt: {algorithm: HS512, secret: "0123456789abcdef0123456789abcdef", access_ttl: 5m, refresh_ttl: 1d}
+  jwt: {algorithm: HS512, secret: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", access_ttl: 5m, refresh_ttl: 1d}
 optimizer:
   max_limits: {read: 10, name_search: null, custom_search: 7}
 compression: {gzip: false, min_size: 2KiB}
@@ -743,7 +743,7 @@ fn require_jwt_needs_a_secret() {
         &format!("{TENANT}    require_jwt: true\n"),
         4,
         18,
-        "needs `auth.jwt.secret`",
+        "needs JWT auth (`auth.jwt.secret`",
     );
     let cfg = load_env(
         &format!("auth:\n  jwt: {{secret: \"${{S}}\"}}\n{TENANT}    require_jwt: true\n"),
@@ -785,19 +785,64 @@ fn cache_backend_is_memory_or_redis_and_redis_needs_its_section() {
 #[test]
 fn jwt_settings_are_checked() {
     let errs = errors(&format!(
-        "auth:\n  jwt:\n    algorithm: RS256\n    access_ttl: 2h\n    refresh_ttl: 1h\n{TENANT}"
+        "auth:\n  jwt:\n    algorithm: none\n    access_ttl: 2h\n    refresh_ttl: 1h\n{TENANT}"
     ));
     assert_eq!(
         errs,
         vec![
-            "3:16: `auth.jwt.algorithm`: unknown algorithm `RS256`: expected HS256, HS384 or HS512",
+            "3:16: `auth.jwt.algorithm`: unknown algorithm `none`: expected HS256, HS384, HS512, RS256, ES256 or EdDSA",
             "5:18: `auth.jwt.refresh_ttl`: must be longer than `auth.jwt.access_ttl` (2h)",
         ]
     );
 }
 
 #[test]
-fn secrets_that_are_empty_warn_and_short_ones_too() {
+fn key_material_must_match_the_algorithm() {
+    // An RS256 deployment with an HMAC secret is the HS/RS confusion waiting to happen.
+    assert_one(
+        &format!("auth:\n  jwt: {{algorithm: RS256, secret: \"0123456789abcdef0123456789abcdef\"}}\n{TENANT}"),
+        2,
+        35,
+        "is for HS256/HS384/HS512; RS256 uses",
+    );
+    assert_one(
+        &format!("auth:\n  jwt: {{secret: \"0123456789abcdef0123456789abcdef\", jwks_url: \"https://idp/jwks\"}}\n{TENANT}"),
+        2,
+        63,
+        "is for RS256, ES256 or EdDSA; HS256 uses `secret`",
+    );
+    assert_one(
+        &format!("auth:\n  jwt: {{algorithm: ES256, public_key_file: /nonexistent/key.pem}}\n{TENANT}"),
+        2,
+        44,
+        "cannot read `/nonexistent/key.pem`",
+    );
+    assert_one(
+        &format!("auth:\n  jwt: {{algorithm: EdDSA, jwks_url: \"ftp://idp\"}}\n{TENANT}"),
+        2,
+        37,
+        "is not an http(s) URL",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("pub.pem");
+    std::fs::write(&pem, "test").unwrap();
+    let cfg = ok(&format!(
+        "auth:\n  jwt: {{algorithm: RS256, public_key_file: {}, leeway: 5s, issuer: me, audience: apps}}\n{TENANT}",
+        pem.display()
+    ));
+    let j = &cfg.auth.jwt;
+    assert_eq!(j.algorithm, JwtAlgorithm::RS256);
+    assert!(j.enabled() && !j.can_issue());
+    assert_eq!((j.issuer.as_str(), j.audience.as_str()), ("me", "apps"));
+    assert_eq!(j.leeway, Duration::from_secs(5));
+    // Verification-only without any key: off, with a warning.
+    let cfg = ok(&format!("auth:\n  jwt: {{algorithm: RS256}}\n{TENANT}"));
+    assert!(!cfg.auth.jwt.enabled());
+    assert!(cfg.warnings.iter().any(|w| w.contains("RS256 has no `public_key_file`")));
+}
+
+#[test]
+fn secrets_that_are_empty_warn_and_short_ones_are_refused() {
     let cfg = ok(TENANT);
     assert_eq!(
         cfg.warnings,
@@ -806,11 +851,18 @@ fn secrets_that_are_empty_warn_and_short_ones_too() {
             "cache.key_secret is empty: a random key is used per start (cache entries are not reused across restarts or shared between instances)",
         ]
     );
-    let cfg = ok(&format!(
-        "auth: {{jwt: {{secret: short}}}}\ncache: {{enabled: false}}\n{TENANT}"
-    ));
-    assert_eq!(cfg.warnings.len(), 1);
-    assert!(cfg.warnings[0].contains("only 5 bytes"));
+    assert_one(
+        &format!("auth: {{jwt: {{secret: short}}}}\ncache: {{enabled: false}}\n{TENANT}"),
+        1,
+        22,
+        "is only 5 bytes long: HS256 needs at least 32 random bytes",
+    );
+    assert_one(
+        &format!("auth: {{jwt: {{algorithm: HS512, secret: \"0123456789abcdef0123456789abcdef\"}}}}\n{TENANT}"),
+        1,
+        40,
+        "HS512 needs at least 64 random bytes",
+    );
 }
 
 // ---- environment variables ----

@@ -195,7 +195,7 @@ impl<'a> Validator<'a> {
         let optimizer = self.optimizer();
         let compression = self.compression();
         let websocket = self.websocket();
-        let tenants = self.tenants(auth.jwt.secret.is_some());
+        let tenants = self.tenants(auth.jwt.enabled());
         Config {
             server,
             redis,
@@ -482,24 +482,101 @@ impl<'a> Validator<'a> {
             Some("HS256") => JwtAlgorithm::HS256,
             Some("HS384") => JwtAlgorithm::HS384,
             Some("HS512") => JwtAlgorithm::HS512,
+            Some("RS256") => JwtAlgorithm::RS256,
+            Some("ES256") => JwtAlgorithm::ES256,
+            Some("EdDSA") => JwtAlgorithm::EdDSA,
             Some(other) => {
                 self.value_err(
                     &p("algorithm"),
-                    format!("unknown algorithm `{other}`: expected HS256, HS384 or HS512"),
+                    format!("unknown algorithm `{other}`: expected HS256, HS384, HS512, RS256, ES256 or EdDSA"),
                 );
                 d.algorithm
             }
         };
-        let secret = j.secret.filter(|s| !s.is_empty());
-        match &secret {
-            None => self.warnings.push(
-                "auth.jwt.secret is empty: JWT auth is off (/api/v1 logins and tokens are refused until a secret is set)".to_owned(),
-            ),
-            Some(s) if s.len() < 32 => self.warnings.push(format!(
-                "auth.jwt.secret is only {} bytes long: use at least 32 random bytes",
-                s.len()
-            )),
-            Some(_) => {}
+        let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let secret = non_empty(j.secret);
+        let public_key_file = self.key_file(non_empty(j.public_key_file), &p("public_key_file"));
+        let private_key_file =
+            self.key_file(non_empty(j.private_key_file), &p("private_key_file"));
+        let jwks_file = self.key_file(non_empty(j.jwks_file), &p("jwks_file"));
+        let jwks_url = non_empty(j.jwks_url);
+        if let Some(url) = &jwks_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                self.value_err(&p("jwks_url"), format!("`{url}` is not an http(s) URL"));
+            }
+        }
+        if algorithm.is_hmac() {
+            let min = match algorithm {
+                JwtAlgorithm::HS384 => 48,
+                JwtAlgorithm::HS512 => 64,
+                _ => 32,
+            };
+            for (k, set) in [
+                ("public_key_file", public_key_file.is_some()),
+                ("private_key_file", private_key_file.is_some()),
+                ("jwks_file", jwks_file.is_some()),
+                ("jwks_url", jwks_url.is_some()),
+            ] {
+                if set {
+                    self.value_err(
+                        &p(k),
+                        format!("is for RS256, ES256 or EdDSA; {} uses `secret`", algorithm.as_str()),
+                    );
+                }
+            }
+            match &secret {
+                None => self.warnings.push(
+                    "auth.jwt.secret is empty: JWT auth is off (/api/v1 logins and tokens are refused until a secret is set)".to_owned(),
+                ),
+                Some(s) if s.len() < min => self.value_err(
+                    &p("secret"),
+                    format!(
+                        "is only {} bytes long: {} needs at least {min} random bytes",
+                        s.len(),
+                        algorithm.as_str()
+                    ),
+                ),
+                Some(_) => {}
+            }
+        } else {
+            if secret.is_some() {
+                self.value_err(
+                    &p("secret"),
+                    format!(
+                        "is for HS256/HS384/HS512; {} uses `public_key_file`, `jwks_file` or `jwks_url`",
+                        algorithm.as_str()
+                    ),
+                );
+            }
+            let sources = [public_key_file.is_some(), jwks_file.is_some(), jwks_url.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
+            if sources == 0 {
+                self.warnings.push(format!(
+                    "auth.jwt: {} has no `public_key_file`, `jwks_file` or `jwks_url`: JWT auth is off",
+                    algorithm.as_str()
+                ));
+            } else if sources > 1 {
+                self.value_err(
+                    &p("algorithm"),
+                    "set only one of `public_key_file`, `jwks_file` and `jwks_url`",
+                );
+            }
+            if private_key_file.is_some() && public_key_file.is_none() {
+                self.value_err(
+                    &p("private_key_file"),
+                    "needs `public_key_file` (the pair this instance signs and verifies with)",
+                );
+            }
+        }
+        let jwks_refresh =
+            self.positive_duration(j.jwks_refresh.as_ref(), &p("jwks_refresh"), d.jwks_refresh);
+        let issuer = self.non_empty_text(j.issuer, &p("issuer"), d.issuer);
+        let audience = self.non_empty_text(j.audience, &p("audience"), d.audience);
+        let leeway = self.duration(j.leeway.as_ref(), &p("leeway"), d.leeway);
+        if leeway > Duration::from_secs(300) {
+            self.value_err(&p("leeway"), "must be at most 5m: a longer one keeps expired tokens alive");
         }
         let access_ttl =
             self.positive_duration(j.access_ttl.as_ref(), &p("access_ttl"), d.access_ttl);
@@ -518,9 +595,38 @@ impl<'a> Validator<'a> {
             jwt: JwtConfig {
                 algorithm,
                 secret,
+                public_key_file,
+                private_key_file,
+                jwks_file,
+                jwks_url,
+                jwks_refresh,
+                issuer,
+                audience,
+                leeway,
                 access_ttl,
                 refresh_ttl,
             },
+        }
+    }
+
+    /// A key file path that must exist and be readable when the file is checked.
+    fn key_file(&mut self, text: Option<String>, path: &[Seg<'_>]) -> Option<PathBuf> {
+        let t = text?;
+        let p = PathBuf::from(&t);
+        if let Err(e) = std::fs::metadata(&p) {
+            self.value_err(path, format!("cannot read `{t}`: {e}"));
+        }
+        Some(p)
+    }
+
+    fn non_empty_text(&mut self, text: Option<String>, path: &[Seg<'_>], default: String) -> String {
+        match text {
+            None => default,
+            Some(t) if t.is_empty() => {
+                self.value_err(path, "must not be empty");
+                default
+            }
+            Some(t) => t,
         }
     }
 
@@ -866,7 +972,7 @@ impl<'a> Validator<'a> {
         if require_jwt && !jwt_on {
             self.value_err(
                 &at("require_jwt"),
-                "needs `auth.jwt.secret`: without it no token can be issued and every Odoo call would be refused",
+                "needs JWT auth (`auth.jwt.secret`, or key material for RS256/ES256/EdDSA): without it every Odoo call would be refused",
             );
         }
 
