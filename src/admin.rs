@@ -86,7 +86,16 @@ impl AdminApp {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        let body = json!({"ready": any_ready, "tenants": tenants});
+        let mut body = json!({"ready": any_ready, "tenants": tenants});
+        // Redis is never a readiness condition (BridgeCore fails safe without it), but ops want
+        // to see where limits and sessions are kept right now.
+        if let Some(r) = &self.shared.redis {
+            body["redis"] = json!({
+                "addr": r.addr(),
+                "up": r.is_up(),
+                "rate_limits": self.shared.limiter.backend_in_use(),
+            });
+        }
         respond(
             status,
             "application/json",

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bridgecore_filters::rate_limit::Decision;
 use bridgecore_filters::{Call, Class, Endpoint};
 use bytes::{Bytes, BytesMut};
 use http::HeaderValue;
@@ -78,6 +79,11 @@ pub struct RequestCtx {
     pub chain_forwarded: bool,
     /// State filters keep between their request and response sides.
     pub filter_state: http::Extensions,
+    /// The caller's rate-limit decision, whose `X-RateLimit-*` headers go on the answer.
+    pub limit: Option<Decision>,
+    /// A token caller's Odoo session, sent upstream instead of any `session_id` cookie; Odoo's
+    /// `session_id` cookies are then kept from the client.
+    pub odoo_session: Option<String>,
 }
 
 impl RequestCtx {
@@ -112,6 +118,8 @@ impl RequestCtx {
             answered_reason: None,
             chain_forwarded: false,
             filter_state: http::Extensions::new(),
+            limit: None,
+            odoo_session: None,
         }
     }
 

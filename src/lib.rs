@@ -43,15 +43,21 @@
 
 pub mod access_log;
 mod admin;
+mod api;
 mod compress;
 pub mod config;
 mod ctx;
+mod gate;
+pub mod limits;
 pub mod metrics;
 pub mod odoo_client;
 mod proxy;
+pub mod redis_conn;
 pub mod runtime;
+pub mod sessions;
 pub mod signals;
 pub mod tenant;
+pub mod tokens;
 
 pub use bridgecore_filters as filters;
 
@@ -76,9 +82,10 @@ use crate::runtime::Runtime;
 /// Why BridgeCore could not be built or reloaded.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A tenant could not be built (an upstream that does not resolve, ...).
+    /// The configuration could not be turned into a running generation (an upstream that does
+    /// not resolve, a key file that does not parse, ...).
     #[error(transparent)]
-    Tenant(#[from] tenant::TenantError),
+    Runtime(#[from] runtime::RuntimeError),
     /// The metrics registry refused a metric.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -86,6 +93,12 @@ pub enum BuildError {
     #[error("server: {0}")]
     Server(String),
 }
+
+/// How long one Redis command may take before the request goes on without it (local limits,
+/// cache bypass): Redis on the same network answers in well under a millisecond.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+/// Login sessions kept in memory without Redis.
+const MAX_MEMORY_SESSIONS: usize = 100_000;
 
 /// State shared by the proxy, the admin listener and reloads.
 pub(crate) struct Shared {
@@ -95,12 +108,21 @@ pub(crate) struct Shared {
     /// Metric handles for requests no tenant took.
     pub(crate) untenanted: metrics::TenantMetrics,
     pub(crate) access_log: AccessLog,
+    /// The shared Redis connection, when `redis:` is configured (at start; a reload cannot
+    /// change it).
+    pub(crate) redis: Option<Arc<redis_conn::RedisConn>>,
+    /// Rate-limit counters: in Redis when configured, else (and while Redis is down) local.
+    /// They outlive reloads, so a SIGHUP does not hand every caller a fresh budget.
+    pub(crate) limiter: limits::Limiter,
+    /// Login sessions behind BridgeCore's tokens.
+    pub(crate) sessions: sessions::SessionStore,
 }
 
 /// Builds a [`BridgeCore`] from a configuration and the embedder's filters.
 pub struct Builder {
     config: Config,
     filters: Vec<Arc<dyn Filter>>,
+    clock: Option<Arc<dyn bridgecore_filters::rate_limit::Clock>>,
 }
 
 impl Builder {
@@ -110,17 +132,39 @@ impl Builder {
         self
     }
 
+    /// Drives rate-limit time from `clock` instead of the system's (and, with Redis, instead of
+    /// Redis's `TIME`): for tests that check windows at exact instants.
+    pub fn clock(mut self, clock: Arc<dyn bridgecore_filters::rate_limit::Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Builds the tenants and the filter chain.
     pub fn build(self) -> Result<BridgeCore, BuildError> {
         let access_log = AccessLog::start(self.config.server.access_log);
         let metrics = Metrics::new()?;
-        let runtime = Runtime::build(self.config, &self.filters, &metrics)?;
+        let redis = match &self.config.redis {
+            Some(r) => Some(Arc::new(
+                redis_conn::RedisConn::new(&r.url, REDIS_TIMEOUT)
+                    .map_err(|e| BuildError::Server(format!("redis: {e}")))?,
+            )),
+            None => None,
+        };
+        let limiter = limits::Limiter::new(redis.clone(), self.clock);
+        let sessions = match &redis {
+            Some(r) => sessions::SessionStore::redis(r.clone()),
+            None => sessions::SessionStore::memory(MAX_MEMORY_SESSIONS),
+        };
+        let runtime = Runtime::build(self.config, &self.filters, &metrics, None)?;
         let shared = Shared {
             runtime: ArcSwap::from_pointee(runtime),
             extra_filters: self.filters,
             untenanted: metrics.tenant("none"),
             metrics,
             access_log,
+            redis,
+            limiter,
+            sessions,
         };
         Ok(BridgeCore {
             shared: Arc::new(shared),
@@ -144,7 +188,13 @@ impl Handle {
     /// addresses cannot change this way (they need a graceful upgrade). On error the old
     /// configuration stays.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
-        match Runtime::build(config, &self.shared.extra_filters, &self.shared.metrics) {
+        let current = self.shared.runtime.load_full();
+        match Runtime::build(
+            config,
+            &self.shared.extra_filters,
+            &self.shared.metrics,
+            Some(&current),
+        ) {
             Ok(rt) => {
                 self.shared.runtime.store(Arc::new(rt));
                 self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
@@ -178,6 +228,7 @@ impl BridgeCore {
         Builder {
             config,
             filters: Vec::new(),
+            clock: None,
         }
     }
 
@@ -229,6 +280,12 @@ impl BridgeCore {
         if let Some(admin) = self.admin_service() {
             server.add_service(admin);
         }
+        server.add_service(pingora::services::background::background_service(
+            "jwks refresh",
+            tokens::JwksRefresher {
+                shared: self.shared.clone(),
+            },
+        ));
         server.add_service(pingora::services::background::background_service(
             "access log",
             access_log::FlushAtShutdown(self.shared.access_log.clone()),

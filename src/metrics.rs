@@ -30,6 +30,12 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     /// Configuration reloads by result (`ok`, `error`).
     pub reloads: IntCounterVec,
+    /// Requests refused with 429, by tenant and category.
+    pub rate_limited: IntCounterVec,
+    /// API logins by tenant and result (`ok`, `denied`, `error`).
+    pub logins: IntCounterVec,
+    /// Token refusals by reason (`missing`, `invalid`, `expired`, `revoked`, `scope`, `user`).
+    pub auth_refused: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -96,6 +102,30 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_rate_limited_total",
+                "Requests refused with 429, by tenant and category",
+            ),
+            &["tenant", "category"],
+        )?;
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_api_logins_total",
+                "Logins on /api/v1/auth/login by tenant and result",
+            ),
+            &["tenant", "result"],
+        )?;
+        let auth_refused = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_auth_refused_total",
+                "Requests refused for want of a valid token or scope, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(auth_refused.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
@@ -114,6 +144,9 @@ impl Metrics {
             in_flight,
             access_log_dropped,
             reloads,
+            rate_limited,
+            logins,
+            auth_refused,
         })
     }
 

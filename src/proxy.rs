@@ -12,13 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bridgecore_filters::auth::Scopes;
 use bridgecore_filters::classify::class_of_unparsed;
 use bridgecore_filters::encoding::{compressible, negotiate, Coding};
 use bridgecore_filters::error::{api_error, ErrorKind};
 use bridgecore_filters::filter::{
     ChainDecision, Exchange, HeaderEdit, Outcome, Reply, ResponseHead,
 };
-use bridgecore_filters::{forwarded, jsonrpc, route, Endpoint};
+use bridgecore_filters::rate_limit::{Login, Subject};
+use bridgecore_filters::{forwarded, jsonrpc, route, Call, Class, Credential, Endpoint};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::Method;
@@ -31,8 +33,10 @@ use pingora::ErrorType;
 use crate::access_log::AccessLine;
 use crate::compress::{brotli_all, BrotliStream};
 use crate::ctx::RequestCtx;
-use crate::runtime::Route;
+use crate::runtime::{Route, Runtime};
+use crate::tenant::Tenant;
 use crate::Shared;
+use crate::{api, gate};
 
 /// Bodies up to this size are read and parsed before the upstream is chosen; it is Pingora's
 /// retry-buffer size, the most that can be replayed upstream (pingora-notes.md §2).
@@ -249,6 +253,15 @@ impl ProxyHttp for Proxy {
                     .await;
             }
             ctx.class = Some(call.class());
+            if let Some(reply) = self
+                .gate(session, ctx, &rt, &tenant, Some(&call), None)
+                .await
+            {
+                ctx.call = Some(call);
+                return self
+                    .answer(session, ctx, reply, "bridgecore", "refused")
+                    .await;
+            }
             let call = if rt.chain.is_empty() {
                 call
             } else {
@@ -287,6 +300,24 @@ impl ProxyHttp for Proxy {
             ctx.call = Some(call);
         } else if ctx.stream_copy.is_none() {
             ctx.class = class_of_unparsed(&method, &ctx.endpoint, session.req_header().uri.path());
+            if ctx.class.is_some() {
+                let form_login = match content_length {
+                    Some(n) if ctx.class == Some(Class::Auth) && n <= MAX_READ_BODY => {
+                        let body = read_body(session, n).await?;
+                        ctx.body_read = true;
+                        form_login(&body)
+                    }
+                    _ => None,
+                };
+                let login = form_login
+                    .as_ref()
+                    .map(|(db, l)| (db.as_deref(), l.as_str()));
+                if let Some(reply) = self.gate(session, ctx, &rt, &tenant, None, login).await {
+                    return self
+                        .answer(session, ctx, reply, "bridgecore", "refused")
+                        .await;
+                }
+            }
         }
 
         match tenant.acquire().await {
@@ -382,6 +413,25 @@ impl ProxyHttp for Proxy {
         up.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(v) = &ctx.accept_encoding {
             up.insert_header(header::ACCEPT_ENCODING, v.clone())?;
+        }
+        if let Some(sid) = &ctx.odoo_session {
+            let others = session
+                .get_header(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .map(|c| {
+                    c.split(';')
+                        .map(str::trim)
+                        .filter(|kv| !kv.is_empty() && !kv.starts_with("session_id="))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+                .unwrap_or_default();
+            let cookie = if others.is_empty() {
+                format!("session_id={sid}")
+            } else {
+                format!("session_id={sid}; {others}")
+            };
+            up.insert_header(header::COOKIE, cookie)?;
         }
         if ctx.body_read {
             // BridgeCore already answered `Expect: 100-continue` and holds the whole body.
@@ -490,8 +540,17 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        fixsession_cookie(resp, ctx.tls)?;
+        if ctx.odoo_session.is_some() {
+            hide_session_cookies(resp)?;
+        } else {
+            fixsession_cookie(resp, ctx.tls)?;
+        }
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(d) = &ctx.limit {
+            for (name, value) in d.headers() {
+                resp.insert_header(name, value)?;
+            }
+        }
         let min_size = ctx
             .runtime
             .as_ref()
@@ -700,25 +759,196 @@ impl ProxyHttp for Proxy {
 }
 
 impl Proxy {
-    /// BridgeCore's own `/api/v1` endpoints. Those of later features answer `{"detail"}` errors
-    /// until they exist; the admin ones need an admin token on this listener.
+    /// BridgeCore's own `/api/v1` endpoints (see `api`): the body is read whole, bounded.
     async fn own_api(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let path = session.req_header().uri.path();
-        let admin = ctx.tenant.is_some()
-            && ["/stats", "/health", "/cache/stats", "/cache/clear"]
-                .iter()
-                .any(|s| path.ends_with(s));
-        let reply = if admin {
-            Reply::json(
-                401,
-                api_error("an admin token is required (or use the admin listener)"),
-            )
-            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
-        } else {
-            Reply::json(404, api_error("no such endpoint"))
+        let Some(rt) = ctx.runtime.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no runtime");
         };
+        let body = match content_length(session) {
+            Some(n) if n > api::MAX_API_BODY as u64 => None,
+            Some(0) => Some(Bytes::new()),
+            Some(n) => Some(read_body(session, n).await?),
+            None if is_chunked(session) => read_capped(session, api::MAX_API_BODY).await?,
+            None => Some(Bytes::new()),
+        };
+        let Some(body) = body else {
+            session.set_keepalive(None);
+            let reply = api::detail(413, "request body too large");
+            return self
+                .answer(session, ctx, reply, "bridgecore", "too_large")
+                .await;
+        };
+        let req = api::ApiRequest {
+            head: session.req_header(),
+            body,
+            client_ip: ctx
+                .client_ip
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+            request_id: &ctx.request_id,
+            tls: ctx.tls,
+        };
+        let reply = api::handle(&self.shared, &rt, ctx.tenant.as_ref(), req).await;
         self.answer(session, ctx, reply, "bridgecore", "own_api")
             .await
+    }
+
+    /// Token and rate-limit checks of an Odoo request (see `gate`). `Some` is the refusal to
+    /// send; on success the limit decision is kept for the answer's headers.
+    async fn gate(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        tenant: &Arc<Tenant>,
+        call: Option<&Call>,
+        form_login: Option<(Option<&str>, &str)>,
+    ) -> Option<Reply> {
+        let class = ctx.class?;
+        let category = class.category();
+        let headers = &session.req_header().headers;
+        let path = session.req_header().uri.path();
+        let json2 = matches!(ctx.endpoint, Endpoint::Json2 { .. });
+        let needs_token = tenant.cfg.require_jwt
+            && (path.starts_with("/web/dataset/")
+                || matches!(
+                    ctx.endpoint,
+                    Endpoint::JsonRpc | Endpoint::XmlRpc { .. } | Endpoint::Json2 { .. }
+                ));
+        let refuse = |ctx: &RequestCtx, kind: ErrorKind, msg: &str| {
+            let reply = self.error_reply_for(ctx, call, kind, msg);
+            if kind == ErrorKind::Unauthorized {
+                reply.with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
+            } else {
+                reply
+            }
+        };
+        let mut token_sub = None;
+        if needs_token {
+            let token = match gate::presented_token(headers, json2) {
+                Ok(Some(t)) => t,
+                Ok(None) => {
+                    api::count_refusal(&self.shared, "missing");
+                    return Some(refuse(
+                        ctx,
+                        ErrorKind::Unauthorized,
+                        "this server requires a BridgeCore token (Authorization: Bearer, or X-BridgeCore-Token)",
+                    ));
+                }
+                Err(r) => {
+                    api::count_refusal(&self.shared, "invalid");
+                    return Some(refuse(ctx, r.kind, r.detail));
+                }
+            };
+            let authed = match gate::authenticate(&self.shared, rt, token).await {
+                Ok(a) => a,
+                Err(r) => {
+                    api::count_refusal(&self.shared, "invalid");
+                    return Some(refuse(ctx, r.kind, r.detail));
+                }
+            };
+            if authed.claims.tenant != tenant.name() {
+                api::count_refusal(&self.shared, "scope");
+                return Some(refuse(
+                    ctx,
+                    ErrorKind::Forbidden,
+                    "this token was issued for another system",
+                ));
+            }
+            let s = &authed.session;
+            let same_user = match call.map(|c| &c.credential) {
+                Some(Credential::Password { db, uid, .. }) => *uid == s.uid && *db == s.db,
+                // The key names its user only to Odoo: without asking it, BridgeCore cannot
+                // match a key to the token, so keys are refused on token-only systems.
+                Some(Credential::ApiKey { .. }) => false,
+                _ => call
+                    .and_then(Call::login_attempt)
+                    .is_none_or(|(_, login)| login.eq_ignore_ascii_case(&s.login)),
+            };
+            if !same_user {
+                api::count_refusal(&self.shared, "user");
+                return Some(refuse(
+                    ctx,
+                    ErrorKind::Forbidden,
+                    "the call's credentials are not those of the token's user",
+                ));
+            }
+            if !authed.claims.scopes.is_empty() {
+                let model = call.and_then(|c| c.model.as_deref());
+                let allowed =
+                    Scopes::parse(&authed.claims.scopes).is_ok_and(|sc| sc.allows(model, category));
+                if !allowed {
+                    api::count_refusal(&self.shared, "scope");
+                    return Some(refuse(
+                        ctx,
+                        ErrorKind::Forbidden,
+                        "this token's scopes do not allow this call",
+                    ));
+                }
+            }
+            if path.starts_with("/web/dataset/") {
+                ctx.odoo_session = Some(s.odoo_session.clone());
+            }
+            token_sub = Some(authed.claims.sub);
+        }
+        let client_ip = ctx
+            .client_ip
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let subject = match token_sub {
+            Some(sub) => Subject::Token(sub),
+            None => match call
+                .and_then(|c| match &c.credential {
+                    Credential::Session(sid) => Some(sid.as_str()),
+                    _ => None,
+                })
+                .or_else(|| jsonrpc::session_cookie(headers))
+            {
+                Some(sid) if !sid.is_empty() => Subject::Session(gate::session_digest(sid)),
+                _ => Subject::Ip(client_ip),
+            },
+        };
+        let attempt = call.and_then(Call::login_attempt).or(form_login);
+        let default_db = tenant.cfg.database.as_deref().unwrap_or("");
+        let login = attempt.map(|(db, login)| Login {
+            db: db.unwrap_or(default_db),
+            login,
+        });
+        let decision = gate::charge(
+            &self.shared,
+            rt,
+            tenant.name(),
+            category,
+            &subject,
+            login,
+            client_ip,
+        )
+        .await?;
+        ctx.limit = Some(decision);
+        if decision.allowed {
+            return None;
+        }
+        let mut reply = self.error_reply_for(
+            ctx,
+            call,
+            ErrorKind::RateLimited,
+            "rate limit exceeded: slow down and retry after the given time",
+        );
+        // The headers go on in write_reply, from ctx.limit.
+        reply.headers.retain(|(n, _)| n != header::RETRY_AFTER);
+        Some(reply)
+    }
+
+    fn error_reply_for(
+        &self,
+        ctx: &RequestCtx,
+        call: Option<&Call>,
+        kind: ErrorKind,
+        message: &str,
+    ) -> Reply {
+        if ctx.endpoint.is_rpc() {
+            Reply::jsonrpc_error(call, kind, message)
+        } else {
+            plain(kind.status(), &format!("{message}\n"))
+        }
     }
 
     /// An error in the caller's protocol: Odoo's JSON-RPC error object on RPC routes,
@@ -761,6 +991,11 @@ impl Proxy {
         }
         head.insert_header(header::CONTENT_LENGTH, reply.body.len().to_string())?;
         head.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(d) = &ctx.limit {
+            for (name, value) in d.headers() {
+                head.insert_header(name, value)?;
+            }
+        }
         let min_size = ctx
             .runtime
             .as_ref()
@@ -884,6 +1119,55 @@ async fn read_body(session: &mut Session, expected: u64) -> Result<Bytes> {
         }
     }
     Ok(buf.freeze())
+}
+
+/// Reads a body of unknown length (chunked) whole, or `None` once it passes `cap`.
+async fn read_capped(session: &mut Session, cap: usize) -> Result<Option<Bytes>> {
+    if session.get_header(header::EXPECT).is_some() {
+        session.write_continue_response().await?;
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if buf.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
+}
+
+/// `(db, login)` of an Odoo login form (`POST /web/login`), for the per-account limit.
+fn form_login(body: &[u8]) -> Option<(Option<String>, String)> {
+    let mut db = None;
+    let mut login = None;
+    for (k, v) in form_urlencoded::parse(body) {
+        match &*k {
+            "login" => login = Some(v.into_owned()),
+            "db" => db = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    login.filter(|l| !l.is_empty()).map(|l| (db, l))
+}
+
+/// Drops Odoo's `session_id` cookies from an answer to a token caller: the Odoo session is
+/// BridgeCore's to keep, never the client's.
+fn hide_session_cookies(resp: &mut ResponseHeader) -> Result<()> {
+    let values: Vec<HeaderValue> = resp
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            !v.to_str()
+                .is_ok_and(|s| s.trim_start().starts_with("session_id="))
+        })
+        .cloned()
+        .collect();
+    resp.remove_header(&header::SET_COOKIE);
+    for v in values {
+        resp.append_header(header::SET_COOKIE, v)?;
+    }
+    Ok(())
 }
 
 /// Odoo's `session_id` cookie gets `SameSite=Lax`, and `Secure` on TLS connections, as the

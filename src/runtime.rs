@@ -12,7 +12,11 @@ use ipnet::IpNet;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use bridgecore_filters::rate_limit::{CategoryRates, RateLimitError, RateLimitPolicy};
+use bridgecore_filters::Category;
+
 use crate::tenant::{Tenant, TenantError};
+use crate::tokens::{Tokens, TokensError};
 
 /// Where a request goes, decided from its path and `Host` before anything else.
 #[derive(Debug, Clone)]
@@ -31,6 +35,20 @@ pub enum Route {
     NoTenant,
 }
 
+/// Why a configuration generation could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A tenant could not be built (an upstream that does not resolve, ...).
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    /// The JWT keys could not be loaded.
+    #[error(transparent)]
+    Tokens(#[from] TokensError),
+    /// The rate limits are unusable.
+    #[error("rate_limits: {0}")]
+    RateLimits(#[from] RateLimitError),
+}
+
 /// A configuration generation.
 pub struct Runtime {
     /// The configuration it was built from.
@@ -43,6 +61,10 @@ pub struct Runtime {
     pub chain: Chain,
     /// Which response codings are on.
     pub codings: Enabled,
+    /// BridgeCore's tokens; `None` when JWT auth is off.
+    pub tokens: Option<Tokens>,
+    /// Per-category rates, per tenant.
+    pub limits: RateLimitPolicy,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -60,7 +82,8 @@ impl Runtime {
         config: Config,
         extra_filters: &[Arc<dyn Filter>],
         metrics: &Metrics,
-    ) -> Result<Self, TenantError> {
+        previous: Option<&Runtime>,
+    ) -> Result<Self, RuntimeError> {
         let mut tenants = Vec::with_capacity(config.tenants.len());
         let mut by_host = HashMap::new();
         let mut by_name = HashMap::new();
@@ -80,7 +103,32 @@ impl Runtime {
             brotli: config.compression.brotli,
             zstd: config.compression.zstd,
         };
+        let tokens = Tokens::build(&config.auth.jwt, previous.and_then(|p| p.tokens.as_ref()))?;
+        let r = &config.rate_limits;
+        let mut limits = RateLimitPolicy::new(CategoryRates {
+            auth: r.auth,
+            read: r.read,
+            write: r.write,
+            delete: r.delete,
+        })?;
+        for t in &config.tenants {
+            let o = &t.rate_limits;
+            let overrides: Vec<(Category, _)> = [
+                (Category::Auth, o.auth),
+                (Category::Read, o.read),
+                (Category::Write, o.write),
+                (Category::Delete, o.delete),
+            ]
+            .into_iter()
+            .filter_map(|(c, r)| r.map(|r| (c, r)))
+            .collect();
+            if !overrides.is_empty() {
+                limits = limits.with_tenant(t.name.clone(), &overrides)?;
+            }
+        }
         Ok(Runtime {
+            tokens,
+            limits,
             config: Arc::new(config),
             tenants,
             by_host,
@@ -127,6 +175,11 @@ impl Runtime {
             [only] => Route::Odoo(only.clone()),
             _ => Route::NoTenant,
         }
+    }
+
+    /// Whether `ip` is never rate-limited (`rate_limits.exempt`).
+    pub fn exempt(&self, ip: IpAddr) -> bool {
+        trusted(&self.config.rate_limits.exempt, ip)
     }
 
     /// Whether `ip` is a trusted proxy whose `X-Forwarded-For` is believed.

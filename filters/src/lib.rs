@@ -18,6 +18,8 @@
 //! - [`encoding`] negotiates response compression from `Accept-Encoding`;
 //! - [`forwarded`] computes the `X-Forwarded-*` headers Odoo's proxy mode reads.
 
+pub mod api;
+pub mod auth;
 pub mod call;
 pub mod classify;
 pub mod domain;

@@ -132,7 +132,7 @@ impl Default for ServerConfig {
 /// The `redis:` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://`, `rediss://`, `redis+unix://` or `unix://` URL. Required.
+    /// `redis://`, `redis+unix://` or `unix://` URL (no TLS yet). Required.
     pub url: String,
 }
 

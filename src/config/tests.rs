@@ -812,7 +812,9 @@ fn key_material_must_match_the_algorithm() {
         "is for RS256, ES256 or EdDSA; HS256 uses `secret`",
     );
     assert_one(
-        &format!("auth:\n  jwt: {{algorithm: ES256, public_key_file: /nonexistent/key.pem}}\n{TENANT}"),
+        &format!(
+            "auth:\n  jwt: {{algorithm: ES256, public_key_file: /nonexistent/key.pem}}\n{TENANT}"
+        ),
         2,
         44,
         "cannot read `/nonexistent/key.pem`",
@@ -838,7 +840,10 @@ fn key_material_must_match_the_algorithm() {
     // Verification-only without any key: off, with a warning.
     let cfg = ok(&format!("auth:\n  jwt: {{algorithm: RS256}}\n{TENANT}"));
     assert!(!cfg.auth.jwt.enabled());
-    assert!(cfg.warnings.iter().any(|w| w.contains("RS256 has no `public_key_file`")));
+    assert!(cfg
+        .warnings
+        .iter()
+        .any(|w| w.contains("RS256 has no `public_key_file`")));
 }
 
 #[test]

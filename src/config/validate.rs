@@ -461,7 +461,8 @@ impl<'a> Validator<'a> {
                     Some(url) => {
                         let rest = REDIS_SCHEMES.iter().find_map(|s| url.strip_prefix(s));
                         match rest {
-                            None => self.value_err(&path, format!("invalid Redis URL `{url}`: expected `redis://host:port/db`, `rediss://...` (TLS) or `unix:///path/to/socket`")),
+                            _ if url.starts_with("rediss://") => self.value_err(&path, "TLS to Redis (`rediss://`) is not supported yet: reach Redis over a private network or a local TLS tunnel (stunnel, spiped) with `redis://`"),
+                            None => self.value_err(&path, format!("invalid Redis URL `{url}`: expected `redis://host:port/db` or `unix:///path/to/socket`")),
                             Some("") => self.value_err(&path, format!("invalid Redis URL `{url}`: the host is missing")),
                             Some(_) => return Some(RedisConfig { url }),
                         }
@@ -496,8 +497,7 @@ impl<'a> Validator<'a> {
         let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
         let secret = non_empty(j.secret);
         let public_key_file = self.key_file(non_empty(j.public_key_file), &p("public_key_file"));
-        let private_key_file =
-            self.key_file(non_empty(j.private_key_file), &p("private_key_file"));
+        let private_key_file = self.key_file(non_empty(j.private_key_file), &p("private_key_file"));
         let jwks_file = self.key_file(non_empty(j.jwks_file), &p("jwks_file"));
         let jwks_url = non_empty(j.jwks_url);
         if let Some(url) = &jwks_url {
@@ -520,7 +520,10 @@ impl<'a> Validator<'a> {
                 if set {
                     self.value_err(
                         &p(k),
-                        format!("is for RS256, ES256 or EdDSA; {} uses `secret`", algorithm.as_str()),
+                        format!(
+                            "is for RS256, ES256 or EdDSA; {} uses `secret`",
+                            algorithm.as_str()
+                        ),
                     );
                 }
             }
@@ -548,10 +551,14 @@ impl<'a> Validator<'a> {
                     ),
                 );
             }
-            let sources = [public_key_file.is_some(), jwks_file.is_some(), jwks_url.is_some()]
-                .iter()
-                .filter(|x| **x)
-                .count();
+            let sources = [
+                public_key_file.is_some(),
+                jwks_file.is_some(),
+                jwks_url.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
             if sources == 0 {
                 self.warnings.push(format!(
                     "auth.jwt: {} has no `public_key_file`, `jwks_file` or `jwks_url`: JWT auth is off",
@@ -576,7 +583,10 @@ impl<'a> Validator<'a> {
         let audience = self.non_empty_text(j.audience, &p("audience"), d.audience);
         let leeway = self.duration(j.leeway.as_ref(), &p("leeway"), d.leeway);
         if leeway > Duration::from_secs(300) {
-            self.value_err(&p("leeway"), "must be at most 5m: a longer one keeps expired tokens alive");
+            self.value_err(
+                &p("leeway"),
+                "must be at most 5m: a longer one keeps expired tokens alive",
+            );
         }
         let access_ttl =
             self.positive_duration(j.access_ttl.as_ref(), &p("access_ttl"), d.access_ttl);
@@ -619,7 +629,12 @@ impl<'a> Validator<'a> {
         Some(p)
     }
 
-    fn non_empty_text(&mut self, text: Option<String>, path: &[Seg<'_>], default: String) -> String {
+    fn non_empty_text(
+        &mut self,
+        text: Option<String>,
+        path: &[Seg<'_>],
+        default: String,
+    ) -> String {
         match text {
             None => default,
             Some(t) if t.is_empty() => {
@@ -1003,7 +1018,7 @@ impl<'a> Validator<'a> {
     }
 }
 
-const REDIS_SCHEMES: &[&str] = &["redis://", "rediss://", "redis+unix://", "unix://"];
+const REDIS_SCHEMES: &[&str] = &["redis://", "redis+unix://", "unix://"];
 
 /// A CIDR, or a bare address as a single-host network.
 fn parse_net(text: &str) -> Option<IpNet> {

@@ -69,6 +69,11 @@ pub fn yaml(tenants: &[TenantSpec], top_level_extra: &str) -> (String, u16, u16)
         "server:\n  listen: [\"127.0.0.1:{port}\"]\n  admin_listen: \"127.0.0.1:{admin}\"\n  threads: 1\n  grace_period: 0s\n  graceful_shutdown_timeout: 0s\n  pid_file: /tmp/bridgecore-test-{pid}-{n}.pid\n  upgrade_sock: /tmp/bridgecore-test-{pid}-{n}.sock\n  access_log: false\n"
     );
     out.push_str(top_level_extra);
+    if !top_level_extra.contains("rate_limits:") {
+        // Limits stay on (their code runs in every test) but far above what a test sends;
+        // the rate-limit tests set their own.
+        out.push_str("rate_limits: {auth: 100000/second, read: 100000/second, write: 100000/second, delete: 100000/second}\n");
+    }
     out.push_str("tenants:\n");
     for t in tenants {
         out.push_str(&format!(
@@ -95,6 +100,15 @@ pub fn with_server_keys(text: &str, keys: &str) -> String {
 
 /// Starts BridgeCore on a YAML text.
 pub fn start_yaml(text: &str, filters: Vec<Arc<dyn Filter>>) -> Running {
+    start_yaml_with_clock(text, filters, None)
+}
+
+/// Starts BridgeCore with rate-limit time driven by `clock` (tests move it by hand).
+pub fn start_yaml_with_clock(
+    text: &str,
+    filters: Vec<Arc<dyn Filter>>,
+    clock: Option<Arc<dyn bridgecore::filters::rate_limit::Clock>>,
+) -> Running {
     let config = match Config::from_yaml(text, "test.yaml") {
         Ok(c) => c,
         Err(e) => panic!("invalid test config:\n{e}\n---\n{text}"),
@@ -102,6 +116,9 @@ pub fn start_yaml(text: &str, filters: Vec<Arc<dyn Filter>>) -> Running {
     let mut b = BridgeCore::builder(config);
     for f in filters {
         b = b.filter(f);
+    }
+    if let Some(c) = clock {
+        b = b.clock(c);
     }
     Running::start(b.build().unwrap()).unwrap()
 }

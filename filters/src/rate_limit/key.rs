@@ -4,6 +4,8 @@
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv6Addr};
 
+use sha2::{Digest, Sha256};
+
 use crate::classify::Category;
 
 /// The identity a caller's budget belongs to (issue 3 item 6): the token subject, else the Odoo
@@ -126,6 +128,72 @@ impl<'a> LimitKey<'a> {
     }
 }
 
+impl LimitKey<'_> {
+    /// A stable, unambiguous name for this budget, the same in every process, on every machine
+    /// and across restarts: 64 lowercase hex digits of a SHA-256 over a length-prefixed,
+    /// variant-tagged, versioned encoding of the key.
+    ///
+    /// It exists for shared stores (the Redis limiter keeps `bc:rl:<stable_id>`): the local
+    /// limiter's fingerprint is keyed per process on purpose, so it cannot name one budget
+    /// for several instances. Two keys have the same id exactly when the local limiter treats
+    /// them as one budget (same IP bucket, login compared trimmed and lowercased). Hashing
+    /// keeps raw logins and token subjects out of the store's key space and bounds key length;
+    /// it is not secrecy against whoever can read the store (an IPv4 key can be found by
+    /// trying every address), which holds nothing but these ids and times anyway. The
+    /// encoding starts with a version tag, so changing it later renames every key instead of
+    /// silently merging old and new budgets.
+    pub fn stable_id(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"bridgecore/limit-key/v1\0");
+        put_str(&mut h, self.tenant);
+        put_str(&mut h, self.category.as_str());
+        match self.who {
+            Who::Caller(Subject::Token(sub)) => {
+                h.update([1]);
+                put_str(&mut h, sub);
+            }
+            Who::Caller(Subject::Session(digest)) => {
+                h.update([2]);
+                put_str(&mut h, digest);
+            }
+            Who::Caller(Subject::Ip(ip)) => {
+                h.update([3]);
+                match ip_bucket(*ip) {
+                    IpAddr::V4(v4) => {
+                        h.update([4]);
+                        h.update(v4.octets());
+                    }
+                    IpAddr::V6(v6) => {
+                        h.update([6]);
+                        h.update(v6.octets());
+                    }
+                }
+            }
+            Who::Login { db, login } => {
+                h.update([4]);
+                put_str(&mut h, db);
+                let login: String = login.trim().chars().flat_map(char::to_lowercase).collect();
+                put_str(&mut h, &login);
+            }
+        }
+        let digest = h.finalize();
+        let mut out = String::with_capacity(2 * digest.len());
+        for b in digest.iter() {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0x0f)]));
+        }
+        out
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Feeds a length-prefixed string, so `("ab", "c")` and `("a", "bc")` differ.
+fn put_str(h: &mut Sha256, s: &str) {
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
+}
+
 /// The address a budget is kept for: IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 by `/64`
 /// (the smallest prefix a site is normally given, so one client cannot rotate addresses).
 fn ip_bucket(ip: IpAddr) -> IpAddr {
@@ -174,5 +242,61 @@ mod tests {
         assert_ne!(ip_bucket(a), ip_bucket(c));
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(ip_bucket(mapped), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+    }
+
+    #[test]
+    fn stable_id_names_exactly_the_budgets_the_local_limiter_merges() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let a6: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b6: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let (s4, sm, sa, sb) = (
+            Subject::Ip(v4),
+            Subject::Ip(mapped),
+            Subject::Ip(a6),
+            Subject::Ip(b6),
+        );
+        let id = |s: &Subject| LimitKey::caller("t", Category::Read, s).stable_id();
+        // Stable (not keyed per process) and hex.
+        assert_eq!(id(&s4), id(&s4));
+        assert_eq!(id(&s4).len(), 64);
+        assert!(id(&s4)
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        // Same bucket, same id.
+        assert_eq!(id(&s4), id(&sm));
+        assert_eq!(id(&sa), id(&sb));
+        // Different subject kinds with the same text differ.
+        let tok = Subject::Token("1".into());
+        let ses = Subject::Session("1".into());
+        assert_ne!(id(&tok), id(&ses));
+        // Tenant, category and length boundaries matter.
+        assert_ne!(
+            LimitKey::caller("t", Category::Write, &tok).stable_id(),
+            id(&tok)
+        );
+        assert_ne!(
+            LimitKey::caller("u", Category::Read, &tok).stable_id(),
+            id(&tok)
+        );
+        assert_ne!(
+            LimitKey::login("ab", "c", "x").stable_id(),
+            LimitKey::login("a", "bc", "x").stable_id()
+        );
+        // Logins compare trimmed and lowercased, as the local limiter does.
+        assert_eq!(
+            LimitKey::login("t", "db", " Admin ").stable_id(),
+            LimitKey::login("t", "db", "admin").stable_id()
+        );
+        assert_ne!(
+            LimitKey::login("t", "db", "admin").stable_id(),
+            LimitKey::login("t", "db", "admin2").stable_id()
+        );
+        // A pinned value: the id must not change between versions, or shared budgets split.
+        // (An independent computation: SHA-256 over the documented encoding.)
+        assert_eq!(
+            LimitKey::login("t", "db", "ADMIN").stable_id(),
+            "96f3f324a2234cade3c842bbe2b0abb1e01a7bbd21ee872af186ac34b1c6e748"
+        );
     }
 }

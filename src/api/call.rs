@@ -1,0 +1,170 @@
+//! `POST /api/v1/systems/{id}/odoo/{operation}`: one ORM call on the caller's Odoo session,
+//! through the same filter chain as raw JSON-RPC, answered as `{result, cached, optimized}`.
+
+use std::sync::Arc;
+
+use bridgecore_filters::api::{self, map_answer, map_result, Served};
+use bridgecore_filters::auth::Scopes;
+use bridgecore_filters::rate_limit::Subject;
+use bridgecore_filters::{
+    Call, ChainDecision, Credential, Exchange, OdooClient, OdooError, Outcome, Reply, ResponseHead,
+};
+use serde_json::{json, Value};
+
+use super::{bearer, count_refusal, detail, too_many, with_limit, ApiRequest};
+use crate::gate;
+use crate::runtime::Runtime;
+use crate::tenant::Tenant;
+use crate::Shared;
+
+fn answer(a: api::ApiAnswer) -> Reply {
+    Reply::json(a.status, a.body)
+}
+
+pub(super) async fn call(
+    shared: &Shared,
+    rt: &Arc<Runtime>,
+    tenant: &Arc<Tenant>,
+    operation: &str,
+    req: &ApiRequest<'_>,
+) -> Reply {
+    let authed = match bearer(shared, rt, req).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    if authed.claims.tenant != tenant.name() {
+        count_refusal(shared, "scope");
+        return detail(403, "this token was issued for another system");
+    }
+    let op = match api::parse_operation(operation) {
+        Ok(op) => op,
+        Err(e) => return detail(e.status(), &e.detail()),
+    };
+    let api_call = match api::build_call(op, &req.body) {
+        Ok(c) => c,
+        Err(e) => return detail(e.status(), &e.detail()),
+    };
+    let mut call = api_call.into_call();
+    call.credential = Credential::Session(authed.session.odoo_session.clone());
+    let category = call.class().category();
+    if !authed.claims.scopes.is_empty() {
+        let allowed = Scopes::parse(&authed.claims.scopes)
+            .is_ok_and(|s| s.allows(call.model.as_deref(), category));
+        if !allowed {
+            count_refusal(shared, "scope");
+            return detail(403, "this token's scopes do not allow this call");
+        }
+    }
+    let subject = Subject::Token(authed.claims.sub.clone());
+    let decision = gate::charge(
+        shared,
+        rt,
+        tenant.name(),
+        category,
+        &subject,
+        None,
+        req.client_ip,
+    )
+    .await;
+    if let Some(d) = decision.as_ref().filter(|d| !d.allowed) {
+        return too_many(d);
+    }
+    let reply = run(rt, tenant, req, call, &authed.session.odoo_session).await;
+    if reply.status == 401 {
+        // Odoo no longer knows the session: the token is useless, end it here too.
+        let _ = shared.sessions.delete(&authed.session.sid).await;
+    }
+    with_limit(reply, decision.as_ref())
+}
+
+/// Runs the chain and, unless a filter answers, the call on Odoo.
+async fn run(
+    rt: &Arc<Runtime>,
+    tenant: &Arc<Tenant>,
+    req: &ApiRequest<'_>,
+    call: Call,
+    odoo_session: &str,
+) -> Reply {
+    let mut state = http::Extensions::new();
+    let mut ex = Exchange {
+        request: req.head,
+        client_ip: req.client_ip,
+        tenant: tenant.name(),
+        request_id: req.request_id,
+        tls: req.tls,
+        odoo: tenant.odoo.as_ref(),
+        state: &mut state,
+    };
+    let (call, optimized) = match rt.chain.on_request(&mut ex, &call).await {
+        ChainDecision::Respond { reply, .. } => return from_filter(reply),
+        ChainDecision::Forward { rewritten: None } => (call, false),
+        ChainDecision::Forward {
+            rewritten: Some(new),
+        } => (*new, true),
+    };
+    let params = json!({
+        "model": call.model,
+        "method": call.method,
+        "args": call.args(),
+        "kwargs": call.kwargs(),
+    });
+    let result = tenant
+        .odoo
+        .json_rpc(&call.path, params, Some(odoo_session))
+        .await
+        .map(|r| r.result);
+    let outcome = match &result {
+        Ok(_) | Err(OdooError::Odoo { .. }) => Outcome::Answered(200),
+        Err(_) => Outcome::Failed,
+    };
+    if !rt.chain.is_empty() {
+        let headers = http::HeaderMap::new();
+        let mut head = ResponseHead::new(200, &headers);
+        if matches!(outcome, Outcome::Answered(_)) {
+            rt.chain.on_response(&mut ex, &call, &mut head).await;
+        }
+        rt.chain.on_complete(&mut ex, &call, outcome).await;
+    }
+    answer(map_result(
+        &result,
+        Served {
+            cached: false,
+            optimized,
+        },
+    ))
+}
+
+/// A filter's own answer, in the API's shape: a JSON-RPC result becomes `{result, cached}`, a
+/// JSON-RPC error `{detail}` with the filter's status.
+fn from_filter(reply: Reply) -> Reply {
+    let cached = reply
+        .headers
+        .iter()
+        .any(|(n, v)| n.as_str() == "x-cache" && v.as_bytes() == b"HIT");
+    if reply.status == 200 {
+        return answer(map_answer(
+            &reply.body,
+            Served {
+                cached,
+                optimized: false,
+            },
+        ));
+    }
+    let message = serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("detail"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "refused".to_owned());
+    let mut out = detail(reply.status, &message);
+    out.headers.extend(
+        reply
+            .headers
+            .into_iter()
+            .filter(|(n, _)| n != http::header::CONTENT_TYPE),
+    );
+    out
+}

@@ -1,0 +1,122 @@
+//! The two checks every counted request passes before anything else happens to it, shared by
+//! Odoo routes and BridgeCore's own API: who is calling (a BridgeCore token, verified and not
+//! revoked) and whether the caller still has budget (rate limits).
+
+use std::net::IpAddr;
+
+use bridgecore_filters::auth::{self, AuthError, Claims};
+use bridgecore_filters::rate_limit::{Decision, Login, Subject};
+use bridgecore_filters::{Category, ErrorKind};
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use crate::runtime::Runtime;
+use crate::sessions::LoginSession;
+use crate::Shared;
+
+/// A caller proven by a token: its claims and the live login session they point to.
+#[derive(Debug)]
+pub(crate) struct Authed {
+    pub(crate) claims: Claims,
+    pub(crate) session: LoginSession,
+}
+
+/// Why a token was refused, in terms the caller's protocol can render.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) kind: ErrorKind,
+    pub(crate) detail: &'static str,
+}
+
+impl Refusal {
+    fn auth(e: &AuthError) -> Self {
+        Refusal {
+            kind: e.kind(),
+            detail: e.detail(),
+        }
+    }
+
+    pub(crate) const fn new(kind: ErrorKind, detail: &'static str) -> Self {
+        Refusal { kind, detail }
+    }
+}
+
+/// The token a request carries, if any. On `/json/2`, `Authorization: bearer` is Odoo's API key
+/// (unless it is shaped like a JWT), so only `X-BridgeCore-Token` counts there.
+pub(crate) fn presented_token(headers: &HeaderMap, json2: bool) -> Result<Option<&str>, Refusal> {
+    match auth::bearer_token(headers) {
+        Ok(Some(t)) if json2 && !headers.contains_key(auth::X_BRIDGECORE_TOKEN) => {
+            Ok(auth::looks_like_jwt(t).then_some(t))
+        }
+        Ok(t) => Ok(t),
+        Err(AuthError::BadScheme) if json2 => Ok(None),
+        Err(e) => Err(Refusal::auth(&e)),
+    }
+}
+
+/// Verifies an access token and finds its login session: a token whose session was logged out,
+/// revoked by refresh-token reuse, or expired is refused like a bad signature.
+pub(crate) async fn authenticate(
+    shared: &Shared,
+    rt: &Runtime,
+    token: &str,
+) -> Result<Authed, Refusal> {
+    let Some(tokens) = rt.tokens.as_ref() else {
+        return Err(Refusal::new(
+            ErrorKind::Unauthorized,
+            "token authentication is not configured on this server",
+        ));
+    };
+    let claims = tokens.verify_access(token).map_err(|e| Refusal::auth(&e))?;
+    match shared.sessions.get(&claims.sid).await {
+        Ok(Some(session))
+            if session.tenant == claims.tenant && session.uid.to_string() == claims.sub =>
+        {
+            Ok(Authed { claims, session })
+        }
+        Ok(_) => Err(Refusal::new(
+            ErrorKind::Unauthorized,
+            "session ended: log in again",
+        )),
+        Err(e) => {
+            log::warn!("login sessions unavailable: {e}");
+            Err(Refusal::new(
+                ErrorKind::Unavailable,
+                "login sessions are unavailable, try again shortly",
+            ))
+        }
+    }
+}
+
+/// A digest of an Odoo session id, for rate-limit keys: the same on every instance, and not a
+/// usable credential.
+pub(crate) fn session_digest(sid: &str) -> String {
+    let d = Sha256::digest(sid.as_bytes());
+    hex::encode(&d[..16])
+}
+
+/// Charges one request to its caller's budget (and, for logins, to the account's). `None` when
+/// the client is exempt.
+pub(crate) async fn charge(
+    shared: &Shared,
+    rt: &Runtime,
+    tenant: &str,
+    category: Category,
+    subject: &Subject,
+    login: Option<Login<'_>>,
+    client_ip: IpAddr,
+) -> Option<Decision> {
+    if rt.exempt(client_ip) {
+        return None;
+    }
+    let charge = rt.limits.charge(tenant, category, subject, login);
+    let decision = shared.limiter.check(&charge).await;
+    if !decision.allowed {
+        shared
+            .metrics
+            .rate_limited
+            .with_label_values(&[tenant, category.as_str()])
+            .inc();
+    }
+    Some(decision)
+}

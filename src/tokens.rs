@@ -1,0 +1,259 @@
+//! BridgeCore's tokens in one place: the verifier and signer built from `auth.jwt`, with the key
+//! material read from the environment (the secret, through `${ENV}`), files, or a JWKS URL.
+//!
+//! Files are read when a configuration is built (start and SIGHUP), so a bad key fails the
+//! start or the reload, never a request. A JWKS URL cannot be fetched there (a reload runs on
+//! the async runtime), so it is fetched by [`JwksRefresher`] right after start and every
+//! `jwks_refresh`; until its first success tokens are refused with 503, and a failed refresh
+//! keeps the last good set.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
+use bridgecore_filters::auth::{
+    Algorithm, AuthError, Claims, JwtSettings, KeyMaterial, Signer, TokenType, Verifier,
+};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::config::{JwtAlgorithm, JwtConfig};
+
+/// Why the token service could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    /// A key file could not be read.
+    #[error("auth.jwt: cannot read `{path}`: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        error: std::io::Error,
+    },
+    /// The key material does not fit the algorithm, or does not parse.
+    #[error("auth.jwt: {0}")]
+    Keys(#[from] AuthError),
+}
+
+/// The verifier (always, once keys are known) and the signer (where this instance issues
+/// tokens) of one configuration generation.
+pub struct Tokens {
+    settings: JwtSettings,
+    verifier: ArcSwapOption<Verifier>,
+    signer: Option<Signer>,
+    jwks_url: Option<String>,
+    jwks_file: Option<std::path::PathBuf>,
+    refresh: Duration,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("algorithm", &self.settings.algorithm)
+            .field("issues", &self.signer.is_some())
+            .finish()
+    }
+}
+
+/// Seconds since the Unix epoch: the unit of `iat`/`exp`.
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn algorithm(a: JwtAlgorithm) -> Algorithm {
+    match a {
+        JwtAlgorithm::HS256 => Algorithm::HS256,
+        JwtAlgorithm::HS384 => Algorithm::HS384,
+        JwtAlgorithm::HS512 => Algorithm::HS512,
+        JwtAlgorithm::RS256 => Algorithm::RS256,
+        JwtAlgorithm::ES256 => Algorithm::ES256,
+        JwtAlgorithm::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, TokensError> {
+    std::fs::read(path).map_err(|error| TokensError::Read {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+impl Tokens {
+    /// Builds the service, or `None` when JWT auth is off (no secret, no key material).
+    /// `previous` hands over the keys last fetched from an unchanged JWKS URL, so a reload does
+    /// not refuse tokens until the next fetch.
+    pub fn build(
+        cfg: &JwtConfig,
+        previous: Option<&Tokens>,
+    ) -> Result<Option<Tokens>, TokensError> {
+        if !cfg.enabled() {
+            return Ok(None);
+        }
+        let mut settings = JwtSettings::new(algorithm(cfg.algorithm));
+        settings.issuer = cfg.issuer.clone();
+        settings.audience = cfg.audience.clone();
+        settings.leeway = cfg.leeway;
+        settings.access_ttl = cfg.access_ttl;
+        settings.refresh_ttl = cfg.refresh_ttl;
+        let mut tokens = Tokens {
+            settings,
+            verifier: ArcSwapOption::empty(),
+            signer: None,
+            jwks_url: cfg.jwks_url.clone(),
+            jwks_file: cfg.jwks_file.clone(),
+            refresh: cfg.jwks_refresh,
+        };
+        let material = if let Some(secret) = &cfg.secret {
+            Some(KeyMaterial::Secret(secret.as_bytes().to_vec()))
+        } else if let Some(public) = &cfg.public_key_file {
+            let private = cfg.private_key_file.as_deref().map(read).transpose()?;
+            Some(KeyMaterial::Pem {
+                public: read(public)?,
+                private,
+            })
+        } else if let Some(file) = &cfg.jwks_file {
+            Some(KeyMaterial::Jwks(read(file)?))
+        } else {
+            None
+        };
+        match material {
+            Some(keys) => {
+                tokens
+                    .verifier
+                    .store(Some(Arc::new(Verifier::new(&tokens.settings, &keys)?)));
+                if cfg.can_issue() {
+                    tokens.signer = Some(Signer::new(&tokens.settings, &keys)?);
+                }
+            }
+            None => {
+                // A JWKS URL: keep what the previous generation fetched from the same URL.
+                if let Some(prev) = previous.filter(|p| p.jwks_url == tokens.jwks_url) {
+                    tokens.verifier.store(prev.verifier.load_full());
+                }
+            }
+        }
+        Ok(Some(tokens))
+    }
+
+    /// Verifies an access token (signature, algorithm, `exp`/`nbf`/`iss`/`aud`, type).
+    pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.verifier.load().as_deref() {
+            Some(v) => v.verify_access(token),
+            None => Err(AuthError::Config(
+                "the JWKS has not been fetched yet".into(),
+            )),
+        }
+    }
+
+    /// Verifies a refresh token.
+    pub fn verify_refresh(&self, token: &str) -> Result<Claims, AuthError> {
+        match self.verifier.load().as_deref() {
+            Some(v) => v.verify_refresh(token),
+            None => Err(AuthError::Config(
+                "the JWKS has not been fetched yet".into(),
+            )),
+        }
+    }
+
+    /// Whether this instance can issue tokens (serve logins).
+    pub fn can_issue(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// Lifetime of access tokens, for `expires_in`.
+    pub fn access_ttl(&self) -> Duration {
+        self.settings.access_ttl
+    }
+
+    /// Lifetime of refresh tokens (and so of the login session).
+    pub fn refresh_ttl(&self) -> Duration {
+        self.settings.refresh_ttl
+    }
+
+    /// Signs `template` as a token of type `typ`, stamped at `now`.
+    pub fn issue(&self, template: &Claims, typ: TokenType, now: u64) -> Result<String, AuthError> {
+        let Some(signer) = &self.signer else {
+            return Err(AuthError::Config(
+                "this instance verifies tokens but has no signing key".into(),
+            ));
+        };
+        signer.sign(&signer.stamp(template.clone(), typ, now))
+    }
+
+    /// Re-reads the JWKS (file or URL); keeps the current keys on failure.
+    async fn refresh_jwks(&self, http: &reqwest::Client) -> Result<(), String> {
+        let bytes = if let Some(url) = &self.jwks_url {
+            let resp = http
+                .get(url)
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            if !resp.status().is_success() {
+                return Err(format!("GET {url}: HTTP {}", resp.status()));
+            }
+            resp.bytes()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?
+                .to_vec()
+        } else if let Some(file) = &self.jwks_file {
+            let file = file.clone();
+            tokio::task::spawn_blocking(move || {
+                std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))
+            })
+            .await
+            .map_err(|e| e.to_string())??
+        } else {
+            return Ok(());
+        };
+        let verifier = Verifier::new(&self.settings, &KeyMaterial::Jwks(bytes))
+            .map_err(|e| format!("JWKS: {e}"))?;
+        self.verifier.store(Some(Arc::new(verifier)));
+        Ok(())
+    }
+}
+
+/// Keeps JWKS keys fresh: fetches at start, then every `jwks_refresh` of the configuration in
+/// force (retrying failures sooner, every 10 s).
+pub(crate) struct JwksRefresher {
+    pub(crate) shared: Arc<crate::Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for JwksRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        // The generation last refreshed and when: a reload brings a new `Tokens`, which is
+        // refreshed at once if it has no keys yet.
+        let mut last: Option<(Arc<crate::runtime::Runtime>, std::time::Instant, Duration)> = None;
+        loop {
+            let rt = self.shared.runtime.load_full();
+            if let Some(t) = rt.tokens.as_ref() {
+                let due = match &last {
+                    Some((prev, at, wait)) if Arc::ptr_eq(prev, &rt) => at.elapsed() >= *wait,
+                    _ => true,
+                };
+                if due && (t.jwks_url.is_some() || t.jwks_file.is_some()) {
+                    let wait = match t.refresh_jwks(&http).await {
+                        Ok(()) => t.refresh,
+                        Err(e) => {
+                            log::warn!("auth.jwt: JWKS refresh failed, keeping the last keys: {e}");
+                            Duration::from_secs(10).min(t.refresh)
+                        }
+                    };
+                    last = Some((rt.clone(), std::time::Instant::now(), wait));
+                }
+            }
+            let wait = Duration::from_secs(1);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
