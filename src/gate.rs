@@ -2,7 +2,10 @@
 //! Odoo routes and BridgeCore's own API: who is calling (a BridgeCore token, verified and not
 //! revoked) and whether the caller still has budget (rate limits).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bridgecore_filters::auth::{self, AuthError, Claims};
 use bridgecore_filters::rate_limit::{Decision, Login, Subject};
@@ -17,7 +20,7 @@ use crate::Shared;
 /// A caller proven by a token: its claims and the live login session they point to.
 #[derive(Debug)]
 pub(crate) struct Authed {
-    pub(crate) claims: Claims,
+    pub(crate) claims: std::sync::Arc<Claims>,
     pub(crate) session: LoginSession,
 }
 
@@ -119,4 +122,44 @@ pub(crate) async fn charge(
             .inc();
     }
     Some(decision)
+}
+
+/// Which uid an Odoo API key belongs to, as Odoo said, remembered for a while: `/json/2` calls on
+/// token-only tenants must carry the token user's key, and asking Odoo on every call would
+/// double its load. Keys are kept as SHA-256 digests, never as sent.
+#[derive(Default)]
+pub(crate) struct ApiKeyUids {
+    map: Mutex<HashMap<[u8; 32], (String, i64, Instant)>>,
+}
+
+/// How long an answer is trusted: a revoked key stays usable through BridgeCore at most this
+/// long (Odoo still checks it on the call itself).
+const API_KEY_TTL: Duration = Duration::from_secs(300);
+/// Digests kept at most.
+const API_KEY_MAX: usize = 10_000;
+
+impl ApiKeyUids {
+    fn digest(key: &str) -> [u8; 32] {
+        Sha256::digest(key.as_bytes()).into()
+    }
+
+    /// The remembered uid of `key` on `tenant`, if fresh.
+    pub(crate) fn get(&self, tenant: &str, key: &str) -> Option<i64> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&Self::digest(key))
+            .filter(|(t, _, at)| t == tenant && at.elapsed() < API_KEY_TTL)
+            .map(|(_, uid, _)| *uid)
+    }
+
+    /// Remembers Odoo's answer.
+    pub(crate) fn put(&self, tenant: &str, key: &str, uid: i64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= API_KEY_MAX {
+            map.retain(|_, (_, _, at)| at.elapsed() < API_KEY_TTL);
+            if map.len() >= API_KEY_MAX {
+                map.clear();
+            }
+        }
+        map.insert(Self::digest(key), (tenant.to_owned(), uid, Instant::now()));
+    }
 }

@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     pub(crate) limiter: limits::Limiter,
     /// Login sessions behind BridgeCore's tokens.
     pub(crate) sessions: sessions::SessionStore,
+    /// Odoo API keys' uids, for `/json/2` on token-only tenants.
+    pub(crate) api_keys: gate::ApiKeyUids,
 }
 
 /// Builds a [`BridgeCore`] from a configuration and the embedder's filters.
@@ -165,6 +167,7 @@ impl Builder {
             redis,
             limiter,
             sessions,
+            api_keys: gate::ApiKeyUids::default(),
         };
         Ok(BridgeCore {
             shared: Arc::new(shared),

@@ -55,6 +55,12 @@ fn main() -> ExitCode {
         log::warn!("{w}");
     }
     if cli.test {
+        // Key files are read and parsed only when a generation is built: try it, so a key that
+        // does not parse fails the check instead of the start.
+        if let Err(e) = bridgecore::tokens::Tokens::build(&config.auth.jwt, None) {
+            eprintln!("{}: {e}", cli.config.display());
+            return ExitCode::from(1);
+        }
         println!("{}: ok", cli.config.display());
         return ExitCode::SUCCESS;
     }

@@ -36,6 +36,56 @@ impl HttpOdooClient {
     }
 }
 
+impl HttpOdooClient {
+    /// The uid an Odoo API key belongs to, asked of Odoo itself (`/json/2/res.users/context_get`
+    /// answers the key's user context, `uid` included): only Odoo can tell whose key it is.
+    pub async fn uid_of_api_key(&self, key: &str, db: Option<&str>) -> Result<i64, OdooError> {
+        let tenant = self
+            .tenant
+            .upgrade()
+            .ok_or_else(|| OdooError::Unavailable("tenant was unloaded".into()))?;
+        let addr = tenant
+            .upstreams
+            .pick()
+            .ok_or_else(|| OdooError::Unavailable("no upstream".into()))?;
+        let _permit = tenant
+            .acquire()
+            .await
+            .ok_or_else(|| OdooError::Unavailable("tenant at max_connections".into()))?;
+        let mut req = self
+            .http
+            .post(format!("http://{addr}/json/2/res.users/context_get"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::AUTHORIZATION, format!("bearer {key}"))
+            .body("{}");
+        if let Some(db) = db {
+            req = req.header("x-odoo-database", db);
+        }
+        let resp = req.send().await.map_err(|e| {
+            if e.is_timeout() {
+                OdooError::Timeout
+            } else {
+                OdooError::Unavailable(e.to_string())
+            }
+        })?;
+        let status = resp.status();
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|_| OdooError::Protocol(format!("HTTP {status}: not JSON")))?;
+        if status == http::StatusCode::UNAUTHORIZED {
+            return Err(OdooError::Odoo {
+                code: 200,
+                name: "odoo.exceptions.AccessDenied".into(),
+                message: "invalid API key".into(),
+            });
+        }
+        v.get("uid")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| OdooError::Protocol(format!("HTTP {status}: no uid in the context")))
+    }
+}
+
 /// The value of `session_id` in a `Set-Cookie` header, if it sets one.
 fn session_from_set_cookie(v: &str) -> Option<String> {
     let first = v.split(';').next()?.trim();

@@ -857,9 +857,31 @@ impl Proxy {
             let s = &authed.session;
             let same_user = match call.map(|c| &c.credential) {
                 Some(Credential::Password { db, uid, .. }) => *uid == s.uid && *db == s.db,
-                // The key names its user only to Odoo: without asking it, BridgeCore cannot
-                // match a key to the token, so keys are refused on token-only systems.
-                Some(Credential::ApiKey { .. }) => false,
+                // The key names its user only to Odoo: ask it once, then remember.
+                Some(Credential::ApiKey { key, db }) => {
+                    let uid = match self.shared.api_keys.get(tenant.name(), key) {
+                        Some(uid) => Ok(uid),
+                        None => tenant.odoo.uid_of_api_key(key, db.as_deref()).await,
+                    };
+                    match uid {
+                        Ok(uid) => {
+                            self.shared.api_keys.put(tenant.name(), key, uid);
+                            uid == s.uid
+                        }
+                        Err(bridgecore_filters::OdooError::Odoo { .. }) => {
+                            api::count_refusal(&self.shared, "invalid");
+                            return Some(refuse(ctx, ErrorKind::Unauthorized, "invalid API key"));
+                        }
+                        Err(e) => {
+                            log::warn!("cannot check an API key's user with Odoo: {e}");
+                            return Some(refuse(
+                                ctx,
+                                ErrorKind::BadGateway,
+                                "Odoo could not confirm the API key's user",
+                            ));
+                        }
+                    }
+                }
                 _ => call
                     .and_then(Call::login_attempt)
                     .is_none_or(|(_, login)| login.eq_ignore_ascii_case(&s.login)),
@@ -888,7 +910,7 @@ impl Proxy {
             if path.starts_with("/web/dataset/") {
                 ctx.odoo_session = Some(s.odoo_session.clone());
             }
-            token_sub = Some(authed.claims.sub);
+            token_sub = Some(authed.claims.sub.clone());
         }
         let client_ip = ctx
             .client_ip
@@ -1153,6 +1175,13 @@ fn form_login(body: &[u8]) -> Option<(Option<String>, String)> {
 /// Drops Odoo's `session_id` cookies from an answer to a token caller: the Odoo session is
 /// BridgeCore's to keep, never the client's.
 fn hide_session_cookies(resp: &mut ResponseHeader) -> Result<()> {
+    let any = resp.headers.get_all(header::SET_COOKIE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.trim_start().starts_with("session_id="))
+    });
+    if !any {
+        return Ok(());
+    }
     let values: Vec<HeaderValue> = resp
         .headers
         .get_all(header::SET_COOKIE)

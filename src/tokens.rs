@@ -10,6 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use bridgecore_filters::auth::{
@@ -40,6 +43,11 @@ pub enum TokensError {
 /// tokens) of one configuration generation.
 pub struct Tokens {
     settings: JwtSettings,
+    /// Access tokens whose signature and claims were verified, by token text. A signature check
+    /// is a pure function of the token and the keys, so its result can be reused; expiry is
+    /// checked again on every use, and revocation is not cached at all (the caller still looks
+    /// the session up). Dropped with the keys (a new generation or a JWKS refresh).
+    verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
     verifier: ArcSwapOption<Verifier>,
     signer: Option<Signer>,
     jwks_url: Option<String>,
@@ -55,6 +63,9 @@ impl std::fmt::Debug for Tokens {
             .finish()
     }
 }
+
+/// Verified access tokens kept at most (about 1 KiB each).
+const MAX_VERIFIED: usize = 20_000;
 
 /// Seconds since the Unix epoch: the unit of `iat`/`exp`.
 pub fn now_secs() -> u64 {
@@ -100,6 +111,7 @@ impl Tokens {
         settings.refresh_ttl = cfg.refresh_ttl;
         let mut tokens = Tokens {
             settings,
+            verified: Mutex::new(HashMap::new()),
             verifier: ArcSwapOption::empty(),
             signer: None,
             jwks_url: cfg.jwks_url.clone(),
@@ -138,14 +150,38 @@ impl Tokens {
         Ok(Some(tokens))
     }
 
-    /// Verifies an access token (signature, algorithm, `exp`/`nbf`/`iss`/`aud`, type).
-    pub fn verify_access(&self, token: &str) -> Result<Claims, AuthError> {
-        match self.verifier.load().as_deref() {
-            Some(v) => v.verify_access(token),
-            None => Err(AuthError::Config(
-                "the JWKS has not been fetched yet".into(),
-            )),
+    /// Verifies an access token (signature, algorithm, `exp`/`nbf`/`iss`/`aud`, type). A token
+    /// seen before skips the signature check (see `verified`), not the expiry check.
+    pub fn verify_access(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        let now = now_secs();
+        if let Some(claims) = self.lock_verified().get(token).cloned() {
+            if claims.exp.saturating_add(self.settings.leeway.as_secs()) <= now {
+                self.lock_verified().remove(token);
+                return Err(AuthError::Expired);
+            }
+            return Ok(claims);
         }
+        let claims = match self.verifier.load().as_deref() {
+            Some(v) => Arc::new(v.verify_access_at(token, now)?),
+            None => {
+                return Err(AuthError::Config(
+                    "the JWKS has not been fetched yet".into(),
+                ))
+            }
+        };
+        let mut cache = self.lock_verified();
+        if cache.len() >= MAX_VERIFIED {
+            cache.retain(|_, c| c.exp > now);
+            if cache.len() >= MAX_VERIFIED {
+                cache.clear();
+            }
+        }
+        cache.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<Claims>>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Verifies a refresh token.
@@ -211,6 +247,8 @@ impl Tokens {
         let verifier = Verifier::new(&self.settings, &KeyMaterial::Jwks(bytes))
             .map_err(|e| format!("JWKS: {e}"))?;
         self.verifier.store(Some(Arc::new(verifier)));
+        // A key may have left the set: verify every token again.
+        self.lock_verified().clear();
         Ok(())
     }
 }

@@ -743,3 +743,162 @@ async fn admin_endpoints_want_an_admin_token_for_that_tenant() {
     assert_eq!(get(Some(demo)).await, 403);
     assert_ne!(get(Some(admin)).await, 403);
 }
+
+/// A JWKS endpoint the test can break: `GET /jwks` answers the document while `ok` holds, 500
+/// after.
+async fn jwks_server(doc: Vec<u8>, ok: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let doc = doc.clone();
+            let ok = ok.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = if ok {
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", doc.len())
+                } else {
+                    "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned()
+                };
+                let _ = sock.write_all(head.as_bytes()).await;
+                if ok {
+                    let _ = sock.write_all(&doc).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_verifying_instance_takes_keys_from_a_jwks_url_and_keeps_them_when_it_fails() {
+    let redis = std::env::var("BRIDGECORE_TEST_REDIS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+    let ok = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let port = jwks_server(
+        std::fs::read(testdata("jwks_single.json")).unwrap(),
+        ok.clone(),
+    )
+    .await;
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let name = format!(
+        "jwks{}",
+        now() % 1_000_000_007 + u64::from(std::process::id())
+    );
+    // The issuing instance signs with the private key; the other only knows the JWKS.
+    let issuer_top = format!(
+        "redis: {{url: \"{redis}\"}}\nauth:\n  jwt: {{algorithm: RS256, public_key_file: \"{}\", private_key_file: \"{}\"}}\n",
+        testdata("rsa_public.pem").display(),
+        testdata("rsa_private.pem").display()
+    );
+    let verifier_top = format!(
+        "redis: {{url: \"{redis}\"}}\nauth:\n  jwt: {{algorithm: RS256, jwks_url: \"http://127.0.0.1:{port}/jwks\", jwks_refresh: 1s}}\n"
+    );
+    let (a_text, _, _) = yaml(
+        &[TenantSpec::for_odoo(&name, &["erp.example.com"], &odoo)],
+        &issuer_top,
+    );
+    let (b_text, _, _) = yaml(
+        &[TenantSpec::for_odoo(&name, &["erp.example.com"], &odoo)],
+        &verifier_top,
+    );
+    let a = start_yaml(&a_text, Vec::new());
+    let b = start_yaml(&b_text, Vec::new());
+    let login = client()
+        .post(format!("http://{}/api/v1/auth/login", a.addr()))
+        .json(&json!({"system_id": name, "login": "demo", "password": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let t: Value = login.json().await.unwrap();
+    let t = t["access_token"].as_str().unwrap().to_owned();
+    let me_on_b = |t: String| {
+        let url = format!("http://{}/api/v1/auth/me", b.addr());
+        async move {
+            client()
+                .get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // B has no login of its own (no private key) ...
+    let resp = client()
+        .post(format!("http://{}/api/v1/auth/login", b.addr()))
+        .json(&json!({"system_id": name, "login": "demo", "password": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    // ... but verifies A's tokens with the fetched keys, on the session A stored in Redis.
+    let mut status = 0;
+    for _ in 0..100 {
+        status = me_on_b(t.clone()).await;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
+    // The JWKS URL breaks: the last good keys stay in use.
+    ok.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(me_on_b(t.clone()).await, 200);
+    // A key that is not in the set is refused.
+    let other = Signer::new(
+        &JwtSettings::new(Algorithm::RS256),
+        &KeyMaterial::Pem {
+            public: std::fs::read(testdata("rsa2_public.pem")).unwrap(),
+            private: Some(std::fs::read(testdata("rsa2_private.pem")).unwrap()),
+        },
+    )
+    .unwrap()
+    .sign(&claims_of(&t))
+    .unwrap();
+    assert_eq!(me_on_b(other).await, 401);
+}
+
+#[tokio::test]
+async fn json2_calls_on_jwt_only_tenants_must_use_the_token_users_api_key() {
+    let mut data = Dataset::demo();
+    data.json2 = true;
+    let h = Harness::with(data, "require_jwt: true\n", &auth_top(), Vec::new());
+    let (t, _) = token(&h, "demo", "demo").await;
+    let call = |key: &'static str, token: Option<String>| {
+        let mut r = client()
+            .post(h.url("/json/2/res.partner/search_count"))
+            .header("authorization", format!("bearer {key}"))
+            .json(&json!({"domain": []}));
+        if let Some(t) = token {
+            r = r.header("x-bridgecore-token", t);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    // The token's user's own key: Odoo is asked once whose key it is, then remembered.
+    assert_eq!(call("demo-api-key", Some(t.clone())).await, 200);
+    let asked = h.odoo.count_path("/json/2/res.users/context_get");
+    assert_eq!(asked, 1);
+    assert_eq!(call("demo-api-key", Some(t.clone())).await, 200);
+    assert_eq!(h.odoo.count_path("/json/2/res.users/context_get"), 1);
+    // Someone else's key with this token, a key Odoo does not know, or no token: refused.
+    let before = h.odoo.count_path("/json/2/res.partner");
+    assert_eq!(call("admin-api-key", Some(t.clone())).await, 403);
+    assert_eq!(call("not-a-key", Some(t.clone())).await, 401);
+    assert_eq!(call("demo-api-key", None).await, 401);
+    assert_eq!(h.odoo.count_path("/json/2/res.partner"), before);
+}

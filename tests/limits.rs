@@ -426,3 +426,30 @@ async fn redis_stopped_mid_run_falls_back_to_local_limits_without_5xx() {
         .unwrap();
     assert_eq!(resp.status(), 503);
 }
+
+#[tokio::test]
+async fn the_web_clients_login_form_counts_as_auth_and_per_account() {
+    let clock = clock();
+    let s = start("t", "", "rate_limits: {auth: 2/minute}\n", &clock);
+    let form = |login: &str| {
+        client()
+            .post(s.url("/web/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "csrf_token=x&db=odoo&login={login}&password=nope&redirect="
+            ))
+    };
+    for _ in 0..2 {
+        let r = form("admin").send().await.unwrap();
+        assert_ne!(r.status(), 429);
+        assert_eq!(r.headers()["x-ratelimit-limit"], "2");
+    }
+    let before = s.odoo.count_path("/web/login");
+    let r = form("admin").send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(s.odoo.count_path("/web/login"), before);
+    // GETting the login page is not a login attempt.
+    let r = client().get(s.url("/web/login")).send().await.unwrap();
+    assert_ne!(r.status(), 429);
+}

@@ -11,6 +11,11 @@ wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 
 wrk.headers["Origin"] = "http://127.0.0.1"
 wrk.headers["Referer"] = "http://127.0.0.1/odoo/contacts"
 wrk.headers["Cookie"] = "frontend_lang=en_US; session_id=3f1c0b9e6d2a4c8e9f7b5a1d3c6e8f0a2b4d6c8e"
+-- run.sh sets BC_TOKEN for the JWT-only BridgeCore (bc-auth) only.
+local token = os.getenv("BC_TOKEN")
+if token and token ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 wrk.body = '{"id":7,"jsonrpc":"2.0","method":"call","params":{"model":"res.partner",'
   .. '"method":"web_search_read","args":[],"kwargs":{"specification":{"display_name":{},'
   .. '"email":{},"phone":{},"company_id":{"fields":{"display_name":{}}},"city":{},'

@@ -6,7 +6,12 @@
 #   DURATION=30s ROUNDS=5 tests/load/run.sh
 #
 # Knobs (environment): DURATION, WARMUP, ROUNDS, CONNS, LOAD_CPU, PROXY_CPU, BASE_PORT,
-# PROXIES (subset of "floor floor-mi nginx bridgecore"), SKIP_BUILD=1, KEEP=1 (keep the work dir).
+# PROXIES (subset of "floor floor-mi nginx bridgecore bc-auth"), SKIP_BUILD=1, KEEP=1 (keep the work dir).
+#
+# bridgecore runs with rate limits off (every client exempt) and no token auth; bc-auth is the
+# same binary with a JWT-only tenant (every call carries a BridgeCore token, verified, its login
+# session looked up, and run on the session's Odoo cookie) and every category limited (limits
+# set high enough never to refuse): the issue-3 comparison.
 #
 # A report, not a gate: exits 0 whatever the numbers (PASS/FAIL lines say how the targets
 # fared), non-zero only when something could not be set up or a proxy answered wrongly.
@@ -21,7 +26,7 @@ CONNS=${CONNS:-64}
 LOAD_CPU=${LOAD_CPU:-0}    # wrk and the upstream
 PROXY_CPU=${PROXY_CPU:-1}  # the proxy under test, alone
 BASE_PORT=${BASE_PORT:-18080}
-PROXIES=${PROXIES:-floor floor-mi nginx bridgecore}
+PROXIES=${PROXIES:-floor floor-mi nginx bridgecore bc-auth}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 LUA="$HERE/call_kw.lua"
@@ -32,10 +37,13 @@ NGINX_PORT=$((BASE_PORT + 2))
 BC_PORT=$((BASE_PORT + 3))
 BC_ADMIN_PORT=$((BASE_PORT + 4))
 FLOORMI_PORT=$((BASE_PORT + 5))
+AUTH_PORT=$((BASE_PORT + 6))
+AUTH_ADMIN_PORT=$((BASE_PORT + 7))
 
 # Targets from the issue.
 TARGET_RPS_VS_FLOOR=0.95  # bridgecore req/s >= this x the floor's
 TARGET_CPU_VS_NGINX=2.0   # bridgecore CPU per request <= this x nginx's
+TARGET_AUTH_VS_PLAIN=0.95 # bc-auth req/s >= this x bridgecore's (issue 3)
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
@@ -74,9 +82,10 @@ if [ "$SKIP_BUILD" != 1 ]; then
     if want floor || want floor-mi; then
         (cd "$ROOT" && cargo build --release -p passthrough --bins) || die "building the pass-through failed"
     fi
-    if want bridgecore; then
+    if want bridgecore || want bc-auth; then
         if ! (cd "$ROOT" && cargo build --release -p bridgecore --bin bridgecore); then
             log "run.sh: building bridgecore failed; measuring the others only"
+            PROXIES=${PROXIES//bc-auth/}
             PROXIES=${PROXIES//bridgecore/}
             setup_failed=1
         fi
@@ -84,7 +93,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
 fi
 want floor && { [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN missing"; }
 want floor-mi && { [ -x "$FLOORMI_BIN" ] || die "$FLOORMI_BIN missing"; }
-want bridgecore && { [ -x "$BC_BIN" ] || die "$BC_BIN missing"; }
+{ want bridgecore || want bc-auth; } && { [ -x "$BC_BIN" ] || die "$BC_BIN missing"; }
 
 # ---------------------------------------------------------------------------------------
 # Work dir, processes, clean-up.
@@ -104,7 +113,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for port in "$UP_PORT" "$FLOOR_PORT" "$NGINX_PORT" "$BC_PORT" "$BC_ADMIN_PORT" "$FLOORMI_PORT"; do
+for port in "$UP_PORT" "$FLOOR_PORT" "$NGINX_PORT" "$BC_PORT" "$BC_ADMIN_PORT" "$FLOORMI_PORT" "$AUTH_PORT" "$AUTH_ADMIN_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         die "127.0.0.1:$port is in use (set BASE_PORT)"
     fi
@@ -156,6 +165,11 @@ http {
         listen 127.0.0.1:$UP_PORT backlog=4096;
         root $WORK/www;
         location = /result.json { }
+        # Odoo's login, for bc-auth's token: a session cookie and the user.
+        location = /web/session/authenticate {
+            add_header Set-Cookie "session_id=benchsession0123456789abcdef0123456789; Path=/; HttpOnly";
+            return 200 '{"jsonrpc":"2.0","id":1,"result":{"uid":2,"name":"Bench","username":"admin","is_system":true}}';
+        }
         location / {
             error_page 405 =200 /result.json;
             return 405;
@@ -211,6 +225,8 @@ server:
   upgrade_sock: $WORK/bridgecore.sock
   grace_period: 0s
   graceful_shutdown_timeout: 0s
+rate_limits:
+  exempt: ["0.0.0.0/0", "::/0"]
 tenants:
   odoo:
     hosts: ["127.0.0.1"]
@@ -219,18 +235,44 @@ tenants:
     max_connections: 1024
 EOF
 
+# bc-auth: the same, with token auth required on Odoo routes and limits on (set high).
+cat >"$WORK/bc-auth.yaml" <<EOF
+server:
+  listen: ["127.0.0.1:$AUTH_PORT"]
+  admin_listen: "127.0.0.1:$AUTH_ADMIN_PORT"
+  threads: 1
+  pid_file: $WORK/bc-auth.pid
+  upgrade_sock: $WORK/bc-auth.sock
+  grace_period: 0s
+  graceful_shutdown_timeout: 0s
+auth:
+  jwt: { secret: "load-test-secret-0123456789abcdef0123456789", access_ttl: 2h, refresh_ttl: 1d }
+rate_limits: { auth: 1000000/second, read: 1000000000/second, write: 1000000/second, delete: 1000000/second }
+tenants:
+  odoo:
+    hosts: ["127.0.0.1"]
+    upstream: ["127.0.0.1:$UP_PORT"]
+    websocket_upstream: ["127.0.0.1:$UP_PORT"]
+    database: bench
+    max_connections: 1024
+    require_jwt: true
+EOF
+
 # ---------------------------------------------------------------------------------------
 # Start everything. The upstream shares the load core with wrk; each proxy is pinned to
 # the other core, where nothing else runs.
-declare -A PORT=([floor]=$FLOOR_PORT [floor-mi]=$FLOORMI_PORT [nginx]=$NGINX_PORT [bridgecore]=$BC_PORT)
+declare -A PORT=([floor]=$FLOOR_PORT [floor-mi]=$FLOORMI_PORT [nginx]=$NGINX_PORT [bridgecore]=$BC_PORT [bc-auth]=$AUTH_PORT)
 declare -A MAINPID=()
-declare -A ACCESS_LOG=([nginx]="$WORK/nginx-access.log" [bridgecore]="$WORK/bridgecore-access.log")
-declare -A OUTPUT=([floor]="$WORK/floor.out" [floor-mi]="$WORK/floor-mi.out" [nginx]="$WORK/nginx-error.log" [bridgecore]="$WORK/bridgecore.err")
+declare -A ACCESS_LOG=([nginx]="$WORK/nginx-access.log" [bridgecore]="$WORK/bridgecore-access.log" [bc-auth]="$WORK/bc-auth-access.log")
+declare -A OUTPUT=([floor]="$WORK/floor.out" [floor-mi]="$WORK/floor-mi.out" [nginx]="$WORK/nginx-error.log" [bridgecore]="$WORK/bridgecore.err" [bc-auth]="$WORK/bc-auth.err")
+BC_TOKEN=""
 
-# POSTs the benchmark request once; prints "STATUS SIZE".
+# POSTs the benchmark request once (with bc-auth's token on its port); prints "STATUS SIZE".
 probe() {
+    local auth=()
+    [ "$1" = "$AUTH_PORT" ] && auth=(-H "Authorization: Bearer $BC_TOKEN")
     curl -s -o /dev/null -w '%{http_code} %{size_download}' --max-time 2 \
-        -X POST -H 'Content-Type: application/json' \
+        -X POST -H 'Content-Type: application/json' "${auth[@]}" \
         --data '{"jsonrpc":"2.0","method":"call","params":{"model":"res.partner","method":"search_read","args":[],"kwargs":{"limit":80}},"id":1}' \
         "http://127.0.0.1:$1/web/dataset/call_kw/res.partner/search_read" 2>/dev/null || true
 }
@@ -289,6 +331,26 @@ if want bridgecore; then
         setup_failed=1
     fi
 fi
+if want bc-auth; then
+    taskset -c "$PROXY_CPU" "$BC_BIN" -c "$WORK/bc-auth.yaml" \
+        >>"$WORK/bc-auth-access.log" 2>"$WORK/bc-auth.err" &
+    MAINPID[bc-auth]=$!
+    PIDS+=("$!")
+    for _ in $(seq 100); do
+        BC_TOKEN=$(curl -s --max-time 2 -X POST -H 'Content-Type: application/json' \
+            --data '{"system_id":"odoo","login":"admin","password":"bench"}' \
+            "http://127.0.0.1:$AUTH_PORT/api/v1/auth/login" 2>/dev/null \
+            | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p') || true
+        [ -n "$BC_TOKEN" ] && break
+        sleep 0.1
+    done
+    if [ -z "$BC_TOKEN" ] || ! wait_up bc-auth "${MAINPID[bc-auth]}" "$AUTH_PORT"; then
+        log "run.sh: bc-auth did not start or log in; measuring the others only"
+        kill -TERM "${MAINPID[bc-auth]}" 2>/dev/null || true
+        PROXIES=${PROXIES//bc-auth/}
+        setup_failed=1
+    fi
+fi
 read -r -a ORDER <<<"$PROXIES"
 
 # Everything is up and idle: anything busy now is someone else, and skews the numbers.
@@ -329,7 +391,9 @@ core_busy() {
         END { if (t[2] > t[1]) printf "%.0f", 100 * (b[2] - b[1]) / (t[2] - t[1]); else print "?" }'
 }
 wrk_run() {  # PORT DURATION [--latency]
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$2" ${3:+"$3"} -s "$LUA" "http://127.0.0.1:$1/"
+    local token=""
+    [ "$1" = "$AUTH_PORT" ] && token=$BC_TOKEN
+    BC_TOKEN=$token taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$2" ${3:+"$3"} -s "$LUA" "http://127.0.0.1:$1/"
 }
 
 declare -A RPS P50 P99 CPU UPCPU BUSY0 BUSY1 LOGPCT ERRS
@@ -409,6 +473,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
     ratios_line "ratios" "${RPS[bridgecore,$r]:-0}" "${RPS[floor,$r]:-0}" \
         "${CPU[bridgecore,$r]:-0}" "${CPU[nginx,$r]:-0}" "${CPU[floor,$r]:-0}" "${RPS[floor-mi,$r]:-0}"
+    if have bc-auth && have bridgecore; then
+        echo "bc-auth/bridgecore: req/s $(ratio "${RPS[bc-auth,$r]}" "${RPS[bridgecore,$r]}"), CPU $(ratio "${CPU[bc-auth,$r]}" "${CPU[bridgecore,$r]}")"
+    fi
 done
 
 declare -A M_RPS M_CPU
@@ -440,6 +507,11 @@ if have bridgecore && have nginx; then
     echo "$verdict  bridgecore CPU per request = ${q}x nginx's (target <= ${TARGET_CPU_VS_NGINX}x)"
 else
     echo "n/a   bridgecore CPU per request vs nginx: not measured"
+fi
+if have bc-auth && have bridgecore; then
+    q=$(ratio "${M_RPS[bc-auth]}" "${M_RPS[bridgecore]}")
+    verdict=$(awk -v q="$q" -v t="$TARGET_AUTH_VS_PLAIN" 'BEGIN { print (q >= t) ? "PASS" : "FAIL" }')
+    echo "$verdict  bc-auth (token auth + limits) req/s = ${q}x bridgecore's without them (target >= ${TARGET_AUTH_VS_PLAIN}x); CPU $(ratio "${M_CPU[bc-auth]}" "${M_CPU[bridgecore]}")x"
 fi
 [ "$bad_answers" -eq 0 ] || log "run.sh: some requests failed (see the errors column): the numbers are suspect"
 if [ "$setup_failed" -ne 0 ] || [ "$bad_answers" -ne 0 ]; then exit 1; fi

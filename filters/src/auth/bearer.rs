@@ -23,50 +23,56 @@ static X_BRIDGECORE_TOKEN_NAME: HeaderName = HeaderName::from_static(X_BRIDGECOR
 /// whitespace ignored). `Ok(None)` when neither header is present; the token is not verified.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     if let Some(value) = single(headers, &X_BRIDGECORE_TOKEN_NAME)? {
-        return token_chars(trim(value.as_bytes())).map(Some);
+        return token(visible(value)?.trim_matches(WHITESPACE)).map(Some);
     }
     let Some(value) = single(headers, &AUTHORIZATION)? else {
         return Ok(None);
     };
-    let value = trim(value.as_bytes());
-    if !value
-        .iter()
-        .all(|&b| is_token_char(b) || b == b' ' || b == b'\t')
-    {
-        return Err(AuthError::Malformed);
-    }
-    let split = value.iter().position(|&b| b == b' ' || b == b'\t');
-    let (scheme, rest) = match split {
-        Some(at) => (&value[..at], trim(&value[at..])),
-        None => (value, &[][..]),
+    let value = visible(value)?.trim_matches(WHITESPACE);
+    let (scheme, rest) = match value.split_once(WHITESPACE) {
+        Some((scheme, rest)) => (scheme, rest.trim_start_matches(WHITESPACE)),
+        None => (value, ""),
     };
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::BadScheme);
     }
-    token_chars(rest).map(Some)
+    token(rest).map(Some)
 }
 
 /// Whether `s` has the shape of a compact JWS: three non-empty base64url segments. Cheap and
 /// allocation-free; says nothing about validity. An Odoo API key (40 hex digits) never matches.
 pub fn looks_like_jwt(s: &str) -> bool {
-    // One pass over the bytes: this runs on every token before anything else.
-    let mut dots = 0;
-    let mut segment_len = 0usize;
-    for b in s.bytes() {
-        if b == b'.' {
-            if segment_len == 0 || dots == 2 {
-                return false;
-            }
-            dots += 1;
-            segment_len = 0;
-        } else if is_base64url(b) {
-            segment_len += 1;
-        } else {
-            return false;
-        }
+    // This runs on every token before anything else, so: a branch-free table pass over the
+    // bytes (base64url or `.`), then the dots located with the (memchr-backed) splitter.
+    let bytes = s.as_bytes();
+    if !bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (JWT_CHARS[usize::from(b)] != 0))
+    {
+        return false;
     }
-    dots == 2 && segment_len > 0
+    let mut segments = s.split('.');
+    matches!(
+        (segments.next(), segments.next(), segments.next(), segments.next()),
+        (Some(h), Some(p), Some(sig), None) if !h.is_empty() && !p.is_empty() && !sig.is_empty()
+    )
 }
+
+/// 1 for the bytes of a compact JWS (base64url and `.`), 0 for the rest.
+static JWT_CHARS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        // `b < 256`, so the cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        let byte = b as u8;
+        if is_base64url(byte) || byte == b'.' {
+            table[b] = 1;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// The only value of header `name`, or `None`; two or more values are [`AuthError::Duplicate`].
 fn single<'a>(
@@ -81,31 +87,24 @@ fn single<'a>(
     }
 }
 
-/// A token: at least one visible ASCII character, nothing else (no inner whitespace).
-fn token_chars(bytes: &[u8]) -> Result<&str, AuthError> {
-    if bytes.is_empty() || !bytes.iter().all(|&b| is_token_char(b)) {
+/// The header as text: visible ASCII, spaces and tabs only (anything else is not a token).
+fn visible(value: &HeaderValue) -> Result<&str, AuthError> {
+    value.to_str().map_err(|_| AuthError::Malformed)
+}
+
+/// A token, from text already known to be visible ASCII and whitespace: non-empty, with no
+/// whitespace inside.
+fn token(s: &str) -> Result<&str, AuthError> {
+    if s.is_empty() || s.contains(WHITESPACE) {
         return Err(AuthError::Malformed);
     }
-    std::str::from_utf8(bytes).map_err(|_| AuthError::Malformed)
+    Ok(s)
 }
 
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(start, |last| last + 1);
-    &bytes[start..end]
-}
+/// The whitespace HTTP allows in a header value.
+const WHITESPACE: [char; 2] = [' ', '\t'];
 
-fn is_token_char(b: u8) -> bool {
-    b.is_ascii_graphic()
-}
-
-fn is_base64url(b: u8) -> bool {
+const fn is_base64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 

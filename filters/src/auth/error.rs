@@ -50,7 +50,8 @@ pub enum AuthError {
     #[error("unsupported authorization scheme")]
     BadScheme,
     /// The JWT settings or keys cannot work; the message says what to fix (for `--test`).
-    #[error("auth.jwt: {0}")]
+    /// It does not name `auth.jwt` itself: the glue knows which YAML key it came from.
+    #[error("{0}")]
     Config(String),
     /// Signing failed at run time (never expected once [`Signer::new`](super::Signer::new)
     /// has succeeded).

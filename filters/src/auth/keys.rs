@@ -9,7 +9,7 @@
 //! Crypto backend: `jsonwebtoken` with its `rust_crypto` feature (RustCrypto's `hmac`, `rsa`,
 //! `p256`/`p384`, `ed25519-dalek`): pure Rust, so building needs no C compiler, cmake or system
 //! library, and the crate stays portable. Its process-wide provider is installed explicitly by
-//! [`crypto_provider`] so a second backend pulled in by feature unification elsewhere can never
+//! `crypto_provider` so a second backend pulled in by feature unification elsewhere can never
 //! turn verification into a panic.
 
 use std::collections::HashMap;
@@ -488,7 +488,8 @@ fn usable(
         .map_err(|e| key_error(what, e))
 }
 
-/// The private key for signing; `None` when this material cannot sign (JWKS, public-only PEM).
+/// The signing key; a config error saying logins are disabled when this material cannot sign
+/// (a JWKS, or a PEM without its private key).
 pub(crate) fn signing_key(alg: Algorithm, keys: &KeyMaterial) -> Result<EncodingKey, AuthError> {
     let what = "private key";
     match keys {

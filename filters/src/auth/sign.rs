@@ -11,7 +11,7 @@ use jsonwebtoken::{EncodingKey, Header};
 
 use super::claims::{Claims, Role, TokenType};
 use super::error::AuthError;
-use super::keys::{signing_key, Algorithm, JwtSettings, KeyMaterial};
+use super::keys::{crypto_provider, signing_key, Algorithm, JwtSettings, KeyMaterial};
 use super::verify::Verifier;
 
 /// Signs BridgeCore tokens. Immutable and `Send + Sync`, like [`Verifier`].
@@ -43,6 +43,7 @@ impl Signer {
     /// a mismatched pair is a load error rather than every login's tokens being refused.
     pub fn new(settings: &JwtSettings, keys: &KeyMaterial) -> Result<Signer, AuthError> {
         settings.check(keys)?;
+        crypto_provider()?;
         let key = signing_key(settings.algorithm, keys)?;
         let mut header = Header::new(settings.algorithm.to_jwt());
         header.kid = settings.kid.clone();

@@ -483,7 +483,22 @@ fn unknown_critical_header_is_refused() -> TestResult {
         jsonwebtoken::Algorithm::HS256,
     )?;
     let token = format!("{message}.{sig}");
-    assert!(verifier.verify_access_at(&token, NOW).is_err());
+    assert_eq!(
+        verifier.verify_access_at(&token, NOW),
+        Err(AuthError::Malformed)
+    );
+    // Unencoded payloads (RFC 7797 `b64: false`) are not BridgeCore tokens either.
+    let header = b64(br#"{"alg":"HS256","b64":false,"crit":["b64"]}"#);
+    let message = format!("{header}.{}", parts[1]);
+    let sig = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET_32)?,
+        jsonwebtoken::Algorithm::HS256,
+    )?;
+    assert_eq!(
+        verifier.verify_access_at(&format!("{message}.{sig}"), NOW),
+        Err(AuthError::Malformed)
+    );
     Ok(())
 }
 

@@ -1974,6 +1974,10 @@ pub fn call_kw(
             Ok(Value::Object(out))
         }
         "onchange" => Ok(json!({"value": {}})),
+        // res.users.context_get: the user's context, `uid` included (Odoo 17/18).
+        "context_get" if model_name == "res.users" => {
+            Ok(json!({"lang": "en_US", "tz": "Europe/Brussels", "uid": uid}))
+        }
         "check_access_rights" => {
             let b = bind(method, &["operation", "raise_exception"], 1, args, &kwargs)?;
             let op = parse_op(b.str("operation").unwrap_or(""))?;
