@@ -84,6 +84,9 @@ pub struct RequestCtx {
     /// A token caller's Odoo session, sent upstream instead of any `session_id` cookie; Odoo's
     /// `session_id` cookies are then kept from the client.
     pub odoo_session: Option<String>,
+    /// The header that carried a verified BridgeCore token on an Odoo route: it is BridgeCore's,
+    /// and is not passed on to Odoo.
+    pub token_header: Option<http::HeaderName>,
 }
 
 impl RequestCtx {
@@ -120,6 +123,7 @@ impl RequestCtx {
             filter_state: http::Extensions::new(),
             limit: None,
             odoo_session: None,
+            token_header: None,
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bridgecore_filters::auth::Scopes;
+use bridgecore_filters::auth::{self, Scopes};
 use bridgecore_filters::classify::class_of_unparsed;
 use bridgecore_filters::encoding::{compressible, negotiate, Coding};
 use bridgecore_filters::error::{api_error, ErrorKind};
@@ -22,7 +22,7 @@ use bridgecore_filters::filter::{
 use bridgecore_filters::rate_limit::{Login, Subject};
 use bridgecore_filters::{forwarded, jsonrpc, route, Call, Class, Credential, Endpoint};
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::Method;
 use pingora::modules::http::compression::{ResponseCompression, ResponseCompressionBuilder};
 use pingora::modules::http::HttpModules;
@@ -414,23 +414,23 @@ impl ProxyHttp for Proxy {
         if let Some(v) = &ctx.accept_encoding {
             up.insert_header(header::ACCEPT_ENCODING, v.clone())?;
         }
+        if let Some(name) = &ctx.token_header {
+            up.remove_header(name);
+        }
         if let Some(sid) = &ctx.odoo_session {
-            let others = session
+            let sent = session
                 .get_header(header::COOKIE)
                 .and_then(|v| v.to_str().ok())
-                .map(|c| {
-                    c.split(';')
-                        .map(str::trim)
-                        .filter(|kv| !kv.is_empty() && !kv.starts_with("session_id="))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
-                .unwrap_or_default();
-            let cookie = if others.is_empty() {
-                format!("session_id={sid}")
-            } else {
-                format!("session_id={sid}; {others}")
-            };
+                .unwrap_or("");
+            let mut cookie = String::with_capacity(sid.len() + sent.len() + 13);
+            cookie.push_str("session_id=");
+            cookie.push_str(sid);
+            for kv in sent.split(';').map(str::trim) {
+                if !kv.is_empty() && !kv.starts_with("session_id=") {
+                    cookie.push_str("; ");
+                    cookie.push_str(kv);
+                }
+            }
             up.insert_header(header::COOKIE, cookie)?;
         }
         if ctx.body_read {
@@ -547,8 +547,9 @@ impl ProxyHttp for Proxy {
         }
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(d) = &ctx.limit {
+            // Odoo sets none of these, so appending is enough (and cheaper than replacing).
             for (name, value) in d.headers() {
-                resp.insert_header(name, value)?;
+                resp.append_header(name, value)?;
             }
         }
         let min_size = ctx
@@ -911,10 +912,18 @@ impl Proxy {
                 ctx.odoo_session = Some(s.odoo_session.clone());
             }
             token_sub = Some(authed.claims.sub.clone());
+            ctx.token_header = Some(if headers.contains_key(auth::X_BRIDGECORE_TOKEN) {
+                HeaderName::from_static(auth::X_BRIDGECORE_TOKEN)
+            } else {
+                header::AUTHORIZATION
+            });
         }
         let client_ip = ctx
             .client_ip
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        if rt.exempt(client_ip) {
+            return None;
+        }
         let subject = match token_sub {
             Some(sub) => Subject::Token(sub),
             None => match call

@@ -698,6 +698,12 @@ async fn jwt_only_tenants_need_a_token_on_odoo_routes_and_run_on_its_session() {
         .all(|v| !v.to_str().unwrap().starts_with("session_id=")));
     let b: Value = resp.json().await.unwrap();
     assert!(b["result"].is_array(), "{b}");
+    // Odoo got the login's session cookie and never BridgeCore's token.
+    let seen = h.odoo.requests().into_iter().last().unwrap();
+    assert!(seen.headers.get("authorization").is_none());
+    let cookie = seen.headers["cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("session_id="), "{cookie}");
+    assert!(h.odoo.sessions().iter().any(|(sid, uid)| cookie == format!("session_id={sid}") && *uid == Some(6)));
 
     // /jsonrpc: the uid in the call must be the token's.
     let exec = |uid: i64, pw: &str| {

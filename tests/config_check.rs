@@ -163,3 +163,22 @@ fn the_config_path_can_come_from_bridgecore_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
 }
+
+#[test]
+fn a_key_file_that_does_not_parse_fails_the_check() {
+    let mut key = tempfile::Builder::new().suffix(".pem").tempfile().unwrap();
+    key.write_all(b"-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+        .unwrap();
+    key.flush().unwrap();
+    let file = temp_config(&format!(
+        "auth:\n  jwt: {{algorithm: RS256, public_key_file: \"{}\"}}\ntenants:\n  a: {{upstream: [\"127.0.0.1:8069\"]}}\n",
+        key.path().display()
+    ));
+    let out = check(file.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("auth.jwt"),
+        "{}",
+        text(&out.stderr)
+    );
+}
