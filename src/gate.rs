@@ -21,7 +21,7 @@ use crate::Shared;
 #[derive(Debug)]
 pub(crate) struct Authed {
     pub(crate) claims: std::sync::Arc<Claims>,
-    pub(crate) session: LoginSession,
+    pub(crate) session: std::sync::Arc<LoginSession>,
 }
 
 /// Why a token was refused, in terms the caller's protocol can render.

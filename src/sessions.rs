@@ -181,11 +181,11 @@ impl SessionStore {
     }
 
     /// The live session `sid`, or `None` if there is none (or it has expired).
-    pub async fn get(&self, sid: &str) -> Result<Option<LoginSession>, StoreError> {
+    pub async fn get(&self, sid: &str) -> Result<Option<Arc<LoginSession>>, StoreError> {
         let now = (self.now)();
         match &self.backend {
             Backend::Memory(m) => Ok(m.get(sid, now)),
-            Backend::Redis(r) => r.get(sid, now).await,
+            Backend::Redis(r) => Ok(r.get(sid, now).await?.map(Arc::new)),
         }
     }
 
@@ -225,11 +225,12 @@ impl SessionStore {
 struct MemoryStore {
     max: usize,
     /// A `std` mutex: held for map operations only, never across an `.await`.
-    map: Mutex<HashMap<String, LoginSession>>,
+    /// Shared, so a lookup (one per token request) is a reference count, not eight copies.
+    map: Mutex<HashMap<String, Arc<LoginSession>>>,
 }
 
 impl MemoryStore {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, LoginSession>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<LoginSession>>> {
         // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -246,11 +247,11 @@ impl MemoryStore {
                 return Err(StoreError::Full { max: self.max });
             }
         }
-        map.insert(s.sid.clone(), s.clone());
+        map.insert(s.sid.clone(), Arc::new(s.clone()));
         Ok(())
     }
 
-    fn get(&self, sid: &str, now: u64) -> Option<LoginSession> {
+    fn get(&self, sid: &str, now: u64) -> Option<Arc<LoginSession>> {
         let mut map = self.lock();
         match map.get(sid) {
             Some(s) if s.expires_at > now => Some(s.clone()),
@@ -286,13 +287,17 @@ impl MemoryStore {
             map.remove(sid);
             return Rotation::Missing;
         }
+        let s = Arc::make_mut(s);
         s.refresh_jti = new_jti.to_owned();
         s.expires_at = new_expires_at;
         Rotation::Rotated(s.clone())
     }
 
     fn delete(&self, sid: &str, now: u64) -> Option<LoginSession> {
-        self.lock().remove(sid).filter(|s| s.expires_at > now)
+        self.lock()
+            .remove(sid)
+            .filter(|s| s.expires_at > now)
+            .map(Arc::unwrap_or_clone)
     }
 }
 
@@ -494,7 +499,7 @@ mod tests {
             let s = session(&sid, T0 + 3_600);
             assert_eq!(store.get(&sid).await.unwrap(), None, "{}", store.backend());
             store.put(&s).await.unwrap();
-            assert_eq!(store.get(&sid).await.unwrap(), Some(s.clone()));
+            assert_eq!(store.get(&sid).await.unwrap().as_deref(), Some(&s));
             assert_eq!(store.delete(&sid).await.unwrap(), Some(s.clone()));
             assert_eq!(store.get(&sid).await.unwrap(), None);
             assert_eq!(store.delete(&sid).await.unwrap(), None);
@@ -535,7 +540,7 @@ mod tests {
             };
             assert_eq!(s.refresh_jti, "jti-2");
             assert_eq!(s.expires_at, T0 + 500);
-            assert_eq!(store.get(&sid).await.unwrap(), Some(s.clone()));
+            assert_eq!(store.get(&sid).await.unwrap().as_deref(), Some(&s));
             // The new token rotates again.
             assert!(matches!(
                 store

@@ -270,7 +270,7 @@ pub(super) async fn logout(shared: &Shared, rt: &Runtime, req: &ApiRequest<'_>) 
     };
     // The access token, or (when it has expired) the refresh token, names the session.
     let sid = match (bearer(shared, rt, req).await, body.refresh_token) {
-        (Ok(authed), _) => authed.session.sid,
+        (Ok(authed), _) => authed.session.sid.clone(),
         (Err(reply), None) => return reply,
         (Err(reply), Some(refresh)) => {
             match rt.tokens.as_ref().map(|t| t.verify_refresh(&refresh)) {
