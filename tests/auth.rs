@@ -703,7 +703,11 @@ async fn jwt_only_tenants_need_a_token_on_odoo_routes_and_run_on_its_session() {
     assert!(seen.headers.get("authorization").is_none());
     let cookie = seen.headers["cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("session_id="), "{cookie}");
-    assert!(h.odoo.sessions().iter().any(|(sid, uid)| cookie == format!("session_id={sid}") && *uid == Some(6)));
+    assert!(h
+        .odoo
+        .sessions()
+        .iter()
+        .any(|(sid, uid)| cookie == format!("session_id={sid}") && *uid == Some(6)));
 
     // /jsonrpc: the uid in the call must be the token's.
     let exec = |uid: i64, pw: &str| {

@@ -178,6 +178,11 @@ async fn each_category_is_refused_at_exactly_its_count_and_recovers_after_the_wi
             );
         }
     }
+    metric_appears(
+        &s.bc,
+        "bridgecore_rate_limited_total{category=\"delete\",tenant=\"t\"} 2",
+    )
+    .await;
     // Static files and other unclassified routes never count.
     for _ in 0..10 {
         let resp = client()

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::{bearer, count_refusal, detail, too_many, with_limit, ApiRequest};
 use crate::gate;
 use crate::runtime::Runtime;
-use crate::sessions::{LoginSession, Rotation};
+use crate::sessions::{LoginSession, Rotation, StoreError};
 use crate::tokens::{now_secs, Tokens};
 use crate::Shared;
 
@@ -187,9 +187,20 @@ pub(super) async fn login(shared: &Shared, rt: &Runtime, req: &ApiRequest<'_>) -
         refresh_jti: new_id(),
         expires_at: now_secs() + tokens.refresh_ttl().as_secs(),
     };
-    if let Err(e) = shared.sessions.put(&session).await {
-        count("error");
-        return store_down(e);
+    match shared.sessions.put(&session).await {
+        Ok(()) => {}
+        Err(StoreError::Full { .. }) => {
+            count("error");
+            log::warn!("login refused: the in-memory session store is full (configure `redis:`)");
+            return detail(
+                503,
+                "too many login sessions on this server, try again later",
+            );
+        }
+        Err(e) => {
+            count("error");
+            return store_down(e);
+        }
     }
     count("ok");
     match token_pair(tokens, &session, new_id()) {
