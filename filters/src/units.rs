@@ -291,7 +291,7 @@ impl fmt::Display for HumanDuration {
         if d.is_zero() {
             return f.write_str("0s");
         }
-        if d.subsec_nanos() % 1_000_000 != 0 {
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
             return write!(f, "{d:?}");
         }
         let ms = d.as_millis();
@@ -301,7 +301,7 @@ impl fmt::Display for HumanDuration {
             (60_000, "m"),
             (1_000, "s"),
         ] {
-            if ms % unit_ms == 0 {
+            if ms.is_multiple_of(unit_ms) {
                 return write!(f, "{}{unit}", ms / unit_ms);
             }
         }
@@ -327,7 +327,7 @@ impl fmt::Display for HumanSize {
         let n = self.0;
         for (shift, unit) in [(40u32, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
             let k = 1u64 << shift;
-            if n >= k && n % k == 0 {
+            if n >= k && n.is_multiple_of(k) {
                 return write!(f, "{}{unit}", n / k);
             }
         }
