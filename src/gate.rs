@@ -112,7 +112,11 @@ pub(crate) async fn charge(
     if rt.exempt(client_ip) {
         return None;
     }
-    let charge = rt.limits.charge(tenant, category, subject, login);
+    let mut charge = rt.limits.charge(tenant, category, subject, login);
+    if matches!(subject, Subject::Session(_)) {
+        // The client picks its session id: its network's backstop bounds what new ids gain.
+        charge = charge.with_network(client_ip);
+    }
     let decision = shared.limiter.check(&charge).await;
     if !decision.allowed {
         shared

@@ -279,7 +279,10 @@ struct ScriptArgs<'a> {
 impl<'a> ScriptArgs<'a> {
     fn new(charge: &Charge<'a>) -> Option<Self> {
         let mut keys = Vec::with_capacity(2);
-        for (key, rate) in std::iter::once(charge.caller).chain(charge.login) {
+        for (key, rate) in std::iter::once(charge.caller)
+            .chain(charge.login)
+            .chain(charge.network)
+        {
             keys.push((key, GcraUs::new(rate)?, rate.count));
         }
         Some(ScriptArgs { keys })
@@ -433,6 +436,7 @@ mod tests {
         let charge = Charge {
             caller: (key, Rate::per_minute(10)),
             login: None,
+            network: None,
         };
         for _ in 0..3 {
             assert!(shared.check(&charge).await.allowed);
@@ -514,6 +518,7 @@ mod tests {
                 Rate::per_minute(6),
             ),
             login: None,
+            network: None,
         };
         for i in 0..6 {
             let limiter = if i % 2 == 0 { &a } else { &b };
@@ -537,6 +542,7 @@ mod tests {
         let charge = Charge {
             caller: (LimitKey::caller(&t, Category::Read, &s), Rate::per_hour(3)),
             login: None,
+            network: None,
         };
         assert_eq!(a.check(&charge).await.remaining, 2);
         assert_eq!(b.check(&charge).await.remaining, 1);
@@ -563,6 +569,7 @@ mod tests {
                 Rate::per_minute(20),
             ),
             login: None,
+            network: None,
         };
         let started = std::time::Instant::now();
         let first = limiter.check(&charge).await;
@@ -596,6 +603,7 @@ mod tests {
                 Rate::per_minute(5),
             ),
             login: None,
+            network: None,
         };
         let started = std::time::Instant::now();
         for _ in 0..5 {
@@ -619,6 +627,7 @@ mod tests {
                 Rate::per_minute(5),
             ),
             login: None,
+            network: None,
         };
         send(&limiter.check(&charge));
     }
@@ -633,6 +642,7 @@ mod tests {
                 Rate::per_second(2),
             ),
             login: None,
+            network: None,
         };
         assert!(limiter.check(&charge).await.allowed);
         assert!(limiter.check(&charge).await.allowed);
@@ -689,6 +699,7 @@ mod tests {
                 Rate::per_minute(0),
             ),
             login: None,
+            network: None,
         };
         let d = shared.check(&charge).await;
         assert!(!d.allowed);

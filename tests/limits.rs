@@ -224,6 +224,24 @@ async fn budgets_are_per_session_and_exempt_networks_are_never_limited() {
         200
     );
 
+    // Inventing session ids buys at most ten sessions' worth per client address.
+    let mut allowed = 0;
+    for i in 0..40 {
+        let invented = format!("invented{i:034}");
+        if send(&s.url("/web/dataset/call_kw"), &body, Some(&invented))
+            .await
+            .0
+            != 429
+        {
+            allowed += 1;
+        }
+    }
+    assert_eq!(
+        allowed,
+        20 - 3,
+        "the network budget (10 x 2) less the three calls above"
+    );
+
     let e = start(
         "t",
         "",

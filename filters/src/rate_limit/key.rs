@@ -64,6 +64,7 @@ pub struct LimitKey<'a> {
 enum Who<'a> {
     Caller(&'a Subject),
     Login { db: &'a str, login: &'a str },
+    Network(IpAddr),
 }
 
 impl<'a> LimitKey<'a> {
@@ -85,6 +86,19 @@ impl<'a> LimitKey<'a> {
             tenant,
             category: Category::Auth,
             who: Who::Login { db, login },
+        }
+    }
+
+    /// The backstop budget of a client network behind cookie sessions. A session id is
+    /// whatever the client sends (Odoo hands a fresh one to any request without), so a client
+    /// could mint a fresh per-session budget per request; this budget, kept per client IP (per
+    /// `/64` for IPv6) at a multiple of the category's rate, bounds what rotating cookies can
+    /// gain while leaving room for the several users of one office NAT.
+    pub fn network(tenant: &'a str, category: Category, ip: IpAddr) -> Self {
+        LimitKey {
+            tenant,
+            category,
+            who: Who::Network(ip),
         }
     }
 
@@ -115,6 +129,10 @@ impl<'a> LimitKey<'a> {
             Who::Caller(Subject::Ip(ip)) => {
                 state.write_u8(3);
                 ip_bucket(*ip).hash(state);
+            }
+            Who::Network(ip) => {
+                state.write_u8(5);
+                ip_bucket(ip).hash(state);
             }
             Who::Login { db, login } => {
                 state.write_u8(4);
@@ -159,6 +177,19 @@ impl LimitKey<'_> {
             Who::Caller(Subject::Ip(ip)) => {
                 h.update([3]);
                 match ip_bucket(*ip) {
+                    IpAddr::V4(v4) => {
+                        h.update([4]);
+                        h.update(v4.octets());
+                    }
+                    IpAddr::V6(v6) => {
+                        h.update([6]);
+                        h.update(v6.octets());
+                    }
+                }
+            }
+            Who::Network(ip) => {
+                h.update([5]);
+                match ip_bucket(ip) {
                     IpAddr::V4(v4) => {
                         h.update([4]);
                         h.update(v4.octets());

@@ -24,4 +24,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET};
 pub use gcra::{LocalLimiter, DEFAULT_MAX_KEYS, SHARDS};
 pub use key::{LimitKey, Subject};
-pub use policy::{parse_category, CategoryRates, Charge, Login, RateLimitError, RateLimitPolicy};
+pub use policy::{
+    parse_category, CategoryRates, Charge, Login, RateLimitError, RateLimitPolicy, NETWORK_FACTOR,
+};

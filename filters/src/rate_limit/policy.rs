@@ -133,15 +133,35 @@ pub struct Charge<'a> {
     pub caller: (LimitKey<'a>, Rate),
     /// (tenant, db, login) at the tenant's `auth` rate, for login attempts only.
     pub login: Option<(LimitKey<'a>, Rate)>,
+    /// The client network's backstop ([`LimitKey::network`]) for callers keyed by a cookie
+    /// session, at [`NETWORK_FACTOR`] times the caller's rate.
+    pub network: Option<(LimitKey<'a>, Rate)>,
 }
 
-impl Charge<'_> {
+/// How many sessions' worth of budget one client IP may use in all: room for an office behind
+/// one NAT, a bound on what rotating invented `session_id` cookies can gain.
+pub const NETWORK_FACTOR: u64 = 10;
+
+impl<'a> Charge<'a> {
+    /// Adds the network backstop of `ip` (see [`LimitKey::network`]). Meant for callers keyed
+    /// by an Odoo session, whose id the client chooses.
+    pub fn with_network(mut self, ip: std::net::IpAddr) -> Self {
+        let (key, rate) = self.caller;
+        let rate = Rate {
+            count: rate.count.saturating_mul(NETWORK_FACTOR),
+            per: rate.per,
+        };
+        self.network = Some((LimitKey::network(key.tenant(), key.category(), ip), rate));
+        self
+    }
+
     /// Runs the charge on the local limiter: passes only when every budget allows, charges
     /// nothing otherwise, and reports the strictest decision (the longer `Retry-After`).
     pub fn check(&self, limiter: &LocalLimiter, now: u64) -> Decision {
-        match self.login {
-            None => limiter.check(&self.caller.0, self.caller.1, now),
-            Some(login) => limiter.check_all(self.caller, &[login], now),
+        match (self.login, self.network) {
+            (None, None) => limiter.check(&self.caller.0, self.caller.1, now),
+            (Some(one), None) | (None, Some(one)) => limiter.check_all(self.caller, &[one], now),
+            (Some(login), Some(net)) => limiter.check_all(self.caller, &[login, net], now),
         }
     }
 }
@@ -221,7 +241,11 @@ impl RateLimitPolicy {
             (Category::Auth, Some(l)) => Some((LimitKey::login(tenant, l.db, l.login), rates.auth)),
             _ => None,
         };
-        Charge { caller, login }
+        Charge {
+            caller,
+            login,
+            network: None,
+        }
     }
 
     /// [`RateLimitPolicy::charge`] run on the local limiter at `now`.
