@@ -46,12 +46,41 @@ impl ServeHttp for AdminApp {
                 "text/plain; version=0.0.4",
                 self.shared.metrics.render(),
             ),
-            _ => respond(
+            other => self.tenant_endpoint(other).await,
+        }
+    }
+}
+
+impl AdminApp {
+    /// `/api/v1/systems/{id}/stats|health`, as on the main listener but without a token.
+    async fn tenant_endpoint(&self, path: &str) -> Response<Vec<u8>> {
+        let not_found = |what: &str| {
+            respond(
                 StatusCode::NOT_FOUND,
                 "application/json",
-                bridgecore_filters::error::api_error("no such endpoint"),
-            ),
-        }
+                bridgecore_filters::error::api_error(what),
+            )
+        };
+        let Some((id, what)) = path
+            .strip_prefix("/api/v1/systems/")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            return not_found("no such endpoint");
+        };
+        let rt = self.shared.runtime.load_full();
+        let Some(tenant) = rt.tenant(id) else {
+            return not_found("unknown system");
+        };
+        let (status, body) = match what {
+            "stats" => (200, crate::stats::stats(&self.shared, tenant).await),
+            "health" => crate::stats::health(tenant).await,
+            _ => return not_found("no such endpoint"),
+        };
+        respond(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            "application/json",
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
     }
 }
 

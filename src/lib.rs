@@ -56,6 +56,7 @@ pub mod redis_conn;
 pub mod runtime;
 pub mod sessions;
 pub mod signals;
+mod stats;
 pub mod tenant;
 pub mod tokens;
 

@@ -176,6 +176,21 @@ pub struct TenantMetrics {
 }
 
 impl TenantMetrics {
+    /// The request counts since start, by category (auth, read, write, delete, none) and status
+    /// class (1xx … 5xx, none).
+    pub fn counts(&self) -> Vec<[u64; 6]> {
+        self.requests
+            .chunks(STATUS_CLASSES.len())
+            .map(|row| {
+                let mut out = [0; 6];
+                for (o, c) in out.iter_mut().zip(row) {
+                    *o = c.get();
+                }
+                out
+            })
+            .collect()
+    }
+
     /// Counts one request of `category` (`None`: not a counted call) answered with `status`.
     pub fn count(&self, category: Option<bridgecore_filters::Category>, status: u16) {
         use bridgecore_filters::Category;

@@ -128,15 +128,25 @@ pub(crate) async fn handle(
             if *method != want {
                 return method_not_allowed(allow);
             }
-            return match admin(shared, rt, tenant, &req).await {
-                Err(reply) => reply,
-                // Tenant stats and health arrive with the operations work, the cache endpoints
-                // with the response cache; the admin listener will answer them too.
-                Ok(_) => detail(501, "this admin endpoint is not available in this version"),
+            if let Err(reply) = admin(shared, rt, tenant, &req).await {
+                return reply;
+            }
+            return match sub {
+                "stats" => json_reply(200, &crate::stats::stats(shared, tenant).await),
+                "health" => {
+                    let (status, body) = crate::stats::health(tenant).await;
+                    json_reply(status, &body)
+                }
+                // The cache endpoints arrive with the response cache.
+                _ => detail(501, "the response cache is not available in this version"),
             };
         }
     }
     detail(404, "no such endpoint")
+}
+
+fn json_reply(status: u16, body: &serde_json::Value) -> Reply {
+    Reply::json(status, serde_json::to_vec(body).unwrap_or_default())
 }
 
 fn allow_post() -> Reply {
