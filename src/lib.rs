@@ -58,6 +58,7 @@ pub mod sessions;
 pub mod signals;
 mod stats;
 pub mod tenant;
+pub mod tls;
 pub mod tokens;
 
 pub use bridgecore_filters as filters;
@@ -87,6 +88,9 @@ pub enum BuildError {
     /// not resolve, a key file that does not parse, ...).
     #[error(transparent)]
     Runtime(#[from] runtime::RuntimeError),
+    /// A TLS certificate could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The metrics registry refused a metric.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -119,6 +123,8 @@ pub(crate) struct Shared {
     pub(crate) sessions: sessions::SessionStore,
     /// Odoo API keys' uids, for `/json/2` on token-only tenants.
     pub(crate) api_keys: gate::ApiKeyUids,
+    /// The TLS listeners' certificate resolvers (re-read on reload).
+    pub(crate) tls: tls::TlsListeners,
 }
 
 /// Builds a [`BridgeCore`] from a configuration and the embedder's filters.
@@ -153,6 +159,7 @@ impl Builder {
             )),
             None => None,
         };
+        let tls = tls::TlsListeners::new(&self.config)?;
         let limiter = limits::Limiter::new(redis.clone(), self.clock);
         let sessions = match &redis {
             Some(r) => sessions::SessionStore::redis(r.clone()),
@@ -169,6 +176,7 @@ impl Builder {
             limiter,
             sessions,
             api_keys: gate::ApiKeyUids::default(),
+            tls,
         };
         Ok(BridgeCore {
             shared: Arc::new(shared),
@@ -192,6 +200,14 @@ impl Handle {
     /// addresses cannot change this way (they need a graceful upgrade). On error the old
     /// configuration stays.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
+        if let Err(e) = self.shared.tls.reload(&config) {
+            self.shared
+                .metrics
+                .reloads
+                .with_label_values(&["error"])
+                .inc();
+            return Err(e.into());
+        }
         let current = self.shared.runtime.load_full();
         match Runtime::build(
             config,
@@ -255,6 +271,17 @@ impl BridgeCore {
             pingora::proxy::http_proxy_service_with_name(server_conf, proxy, "bridgecore");
         for addr in &self.shared.runtime.load().config.server.listen {
             service.add_tcp(addr);
+        }
+        for (addr, resolver) in self.shared.tls.iter() {
+            // Empty paths: the resolver supplies the certificates (Pingora then ignores them).
+            match pingora::listeners::tls::TlsSettings::intermediate("", "") {
+                Ok(mut settings) => {
+                    settings.set_cert_resolver(resolver.clone());
+                    settings.enable_h2();
+                    service.add_tls_with_settings(addr, None, settings);
+                }
+                Err(e) => log::error!("server.tls: `{addr}`: {e}"),
+            }
         }
         service
     }

@@ -148,6 +148,12 @@ impl ProxyHttp for Proxy {
                 .answer(session, ctx, reply, "bridgecore", "too_large")
                 .await;
         }
+        if !ctx.tls && rt.config.server.redirect_http_to_https {
+            let reply = https_redirect(session.req_header(), &rt);
+            return self
+                .answer(session, ctx, reply, "bridgecore", "redirect")
+                .await;
+        }
         let req = session.req_header();
         let tenant = match rt.route(request_host(req), req.uri.path()) {
             Route::Odoo(t) => t,
@@ -546,6 +552,15 @@ impl ProxyHttp for Proxy {
             fixsession_cookie(resp, ctx.tls)?;
         }
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if ctx.tls {
+            if let Some(hsts) = ctx
+                .runtime
+                .as_ref()
+                .and_then(|r| r.config.server.hsts.as_deref())
+            {
+                resp.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts)?;
+            }
+        }
         if let Some(d) = &ctx.limit {
             // Odoo sets none of these, so appending is enough (and cheaper than replacing).
             for (name, value) in d.headers() {
@@ -1022,6 +1037,15 @@ impl Proxy {
         }
         head.insert_header(header::CONTENT_LENGTH, reply.body.len().to_string())?;
         head.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if ctx.tls {
+            if let Some(hsts) = ctx
+                .runtime
+                .as_ref()
+                .and_then(|r| r.config.server.hsts.as_deref())
+            {
+                head.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts)?;
+            }
+        }
         if let Some(d) = &ctx.limit {
             for (name, value) in d.headers() {
                 head.insert_header(name, value)?;
@@ -1058,6 +1082,39 @@ async fn linger(session: &mut Session) {
     }
     session.set_total_drain_timeout(Some(LINGER));
     let _ = session.drain_request_body().await;
+}
+
+/// `301` to the same URL over HTTPS, on the first TLS listener's port (left out when 443).
+fn https_redirect(req: &RequestHeader, rt: &Runtime) -> Reply {
+    let host = request_host(req).map_or("localhost", strip_port);
+    let port = rt
+        .config
+        .server
+        .tls
+        .first()
+        .and_then(|t| t.listen.rsplit_once(':'))
+        .map(|(_, p)| p)
+        .filter(|p| *p != "443")
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let path = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let location = format!("https://{host}{port}{path}");
+    let mut reply = plain(301, "moved to HTTPS\n");
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        reply.headers.push((header::LOCATION, v));
+    }
+    reply
+}
+
+/// `host:port`, `[v6]:port` or `host` → the host part (brackets kept for IPv6).
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
 }
 
 /// A plain-text answer.

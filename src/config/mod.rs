@@ -107,6 +107,25 @@ pub struct ServerConfig {
     /// How long a client may pause while sending a request body before it gets 408 (slowloris
     /// protection, like nginx's `client_body_timeout`). Default 60 s.
     pub client_timeout: Duration,
+    /// TLS listeners (HTTP/2 by ALPN); several entries on one address are one listener that
+    /// picks the certificate by SNI. Default none.
+    pub tls: Vec<TlsListener>,
+    /// Answer plain-HTTP requests with a 301 to the same URL over HTTPS. Default false.
+    pub redirect_http_to_https: bool,
+    /// `Strict-Transport-Security` value sent on TLS answers, e.g. `max-age=31536000`.
+    /// Default none.
+    pub hsts: Option<String>,
+}
+
+/// One certificate on a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsListener {
+    /// `IP:port`.
+    pub listen: String,
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +144,9 @@ impl Default for ServerConfig {
             error_log: None,
             access_log: true,
             client_timeout: Duration::from_secs(60),
+            tls: Vec::new(),
+            redirect_http_to_https: false,
+            hsts: None,
         }
     }
 }

@@ -49,6 +49,18 @@ pub(crate) struct ServerFile {
     pub error_log: Option<String>,
     pub access_log: Option<bool>,
     pub client_timeout: Option<String>,
+    pub tls: Option<Vec<TlsFile>>,
+    pub redirect_http_to_https: Option<bool>,
+    #[serde(default, deserialize_with = "explicit")]
+    pub hsts: Option<Option<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFile {
+    pub listen: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -137,12 +137,20 @@ fn drift(text: &str) -> Vec<String> {
     }
     // The structs it cannot show without changing behaviour (the optional redis section, a
     // tenant's rate-limit overrides, a model entry) have every key in a commented example.
-    let extras = "redis: {url: \"redis://x\"}\n\
+    let extras = "server: {tls: [{listen: \"127.0.0.1:1\", cert: c, key: k}]}\n\
+                  redis: {url: \"redis://x\"}\n\
                   tenants: {t: {upstream: [\"a:1\"], rate_limits: {}}}\n\
                   cache: {models: {m: {}}}\n";
     let mut checked = 0;
     for s in &load_report(extras, &no_env).structs {
-        if ["redis", "tenants.t.rate_limits", "cache.models.m"].contains(&s.path.as_str()) {
+        if [
+            "redis",
+            "tenants.t.rate_limits",
+            "cache.models.m",
+            "server.tls[0]",
+        ]
+        .contains(&s.path.as_str())
+        {
             checked += 1;
             for field in s.known {
                 let documented = text.lines().any(|line| {
@@ -156,7 +164,16 @@ fn drift(text: &str) -> Vec<String> {
             }
         }
     }
-    assert_eq!(checked, 3);
+    assert_eq!(
+        checked,
+        4,
+        "struct paths: {:?}",
+        load_report(extras, &no_env)
+            .structs
+            .iter()
+            .map(|s| s.path.clone())
+            .collect::<Vec<_>>()
+    );
     // Maps merged over defaults list every default entry.
     let map_keys = |section: &str, key: &str| -> Vec<String> {
         root.entry(section)
@@ -1114,4 +1131,37 @@ fn tree_keeps_key_positions() {
         panic!("expected a list")
     };
     assert_eq!((items[1].pos.line, items[1].pos.col), (2, 10));
+}
+
+#[test]
+fn tls_listeners_are_checked() {
+    let errs = errors(&format!("server:\n  tls: [{{listen: \"127.0.0.1:8443\", cert: /nonexistent.crt, key: /nonexistent.key}}]\n{TENANT}"));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(errs[0].starts_with("2:42: `server.tls[0].cert`: cannot read `/nonexistent.crt`"));
+    assert!(errs[1].starts_with("2:65: `server.tls[0].key`: cannot read `/nonexistent.key`"));
+    assert_one(
+        &format!("server:\n  redirect_http_to_https: true\n{TENANT}"),
+        2,
+        27,
+        "needs a `server.tls` listener",
+    );
+    assert_one(
+        &format!("server:\n  hsts: \"forever\"\n{TENANT}"),
+        2,
+        9,
+        "not a Strict-Transport-Security value",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&c, "x").unwrap();
+    std::fs::write(&k, "x").unwrap();
+    let cfg = ok(&format!(
+        "server:\n  tls: [{{listen: \"127.0.0.1:8443\", cert: \"{}\", key: \"{}\"}}]\n  redirect_http_to_https: true\n  hsts: \"max-age=600\"\n{TENANT}",
+        c.display(),
+        k.display()
+    ));
+    assert_eq!(cfg.server.tls.len(), 1);
+    assert_eq!(cfg.server.tls[0].listen, "127.0.0.1:8443");
+    assert!(cfg.server.redirect_http_to_https);
+    assert_eq!(cfg.server.hsts.as_deref(), Some("max-age=600"));
 }

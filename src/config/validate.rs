@@ -19,7 +19,7 @@ use super::yaml::{self, path_string, Kind, Node, Pos, Problem, Scalar, Seg};
 use super::{
     AuthConfig, CacheBackend, CacheConfig, CompressionConfig, Config, JwtAlgorithm, JwtConfig,
     ModelCacheConfig, OptimizerConfig, RateLimitConfig, RateLimitOverrides, RedisConfig,
-    ServerConfig, TenantConfig, WebsocketConfig,
+    ServerConfig, TenantConfig, TlsListener, WebsocketConfig,
 };
 
 /// Everything one load produced; the drift test reads `structs`.
@@ -426,7 +426,72 @@ impl<'a> Validator<'a> {
         if client_timeout.is_zero() {
             self.value_err(&p("client_timeout"), "must be larger than 0");
         }
+        let mut tls = Vec::new();
+        let tls_files = f.tls.unwrap_or_default();
+        let tls_given = !tls_files.is_empty();
+        for (i, t) in tls_files.into_iter().enumerate() {
+            let at = |k: &'static str| [key("server"), key("tls"), Seg::Index(i), key(k)];
+            let here = [key("server"), key("tls"), Seg::Index(i)];
+            let listen = match t.listen {
+                None => {
+                    self.key_err(&here, "`listen` is required, e.g. `0.0.0.0:443`");
+                    None
+                }
+                Some(text) => self.socket_addr(&text, &at("listen")),
+            };
+            if let Some(addr) = listen {
+                if listen_addrs.contains(&addr) || admin_addr == Some(addr) {
+                    self.value_err(
+                        &at("listen"),
+                        format!("`{addr}` is also a plain-HTTP or admin listener"),
+                    );
+                }
+            }
+            let mut file = |v: Option<String>, k: &'static str| -> Option<PathBuf> {
+                match v.filter(|s| !s.is_empty()) {
+                    None => {
+                        self.key_err(&here, format!("`{k}` is required (a PEM file)"));
+                        None
+                    }
+                    Some(text) => {
+                        if let Err(e) = std::fs::metadata(&text) {
+                            self.value_err(&at(k), format!("cannot read `{text}`: {e}"));
+                        }
+                        Some(PathBuf::from(text))
+                    }
+                }
+            };
+            let cert = file(t.cert, "cert");
+            let key_file = file(t.key, "key");
+            if let (Some(addr), Some(cert), Some(key)) = (listen, cert, key_file) {
+                tls.push(TlsListener {
+                    listen: addr.to_string(),
+                    cert,
+                    key,
+                });
+            }
+        }
+        let redirect_http_to_https = f.redirect_http_to_https.unwrap_or(d.redirect_http_to_https);
+        if redirect_http_to_https && !tls_given {
+            self.value_err(
+                &p("redirect_http_to_https"),
+                "needs a `server.tls` listener to redirect to",
+            );
+        }
+        let hsts = match f.hsts {
+            None | Some(None) => d.hsts,
+            Some(Some(v)) if v.is_empty() => None,
+            Some(Some(v)) => {
+                if !v.starts_with("max-age=") || http::HeaderValue::from_str(&v).is_err() {
+                    self.value_err(&p("hsts"), format!("`{v}` is not a Strict-Transport-Security value such as `max-age=31536000; includeSubDomains`"));
+                }
+                Some(v)
+            }
+        };
         ServerConfig {
+            tls,
+            redirect_http_to_https,
+            hsts,
             listen,
             admin_listen,
             threads,
