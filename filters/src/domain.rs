@@ -723,3 +723,6 @@ fn canon_group(kind: Kind, children: Vec<Domain>, negated: bool) -> Result<Canon
         key,
     })
 }
+
+#[cfg(test)]
+mod proptests;

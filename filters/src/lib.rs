@@ -10,6 +10,7 @@
 //!   writes it back;
 //! - [`classify`] sorts calls into read/write classes and rate-limit categories (default-deny);
 //! - [`domain`] parses Odoo domains and writes them in a canonical order for cache keys;
+//! - [`rewrite`] changes calls to protect Odoo: limit caps, large `read`s split into batches;
 //! - [`filter`] is the [`Filter`] trait and the [`Chain`] that runs filters in order;
 //! - [`odoo`] is the handle filters use to call Odoo themselves;
 //! - [`rate_limit`] keys, policy and the exact local limiter behind the per-category limits;
@@ -31,6 +32,7 @@ pub mod json;
 pub mod jsonrpc;
 pub mod odoo;
 pub mod rate_limit;
+pub mod rewrite;
 pub mod route;
 pub mod units;
 
