@@ -1,0 +1,218 @@
+//! Reloads (issue 7 item 2): a new configuration takes effect while Odoo's bus websocket stays
+//! open; a configuration that cannot be built, or a broken file on SIGHUP, keeps the old one.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bridgecore::config::Config;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn read_call() -> Value {
+    rpc(
+        json!({"model": "res.partner", "method": "search_count", "args": [[]], "kwargs": {}}),
+        1,
+    )
+}
+
+async fn limit_header(url: &str, sid: &str) -> (u16, Option<String>) {
+    let r = client()
+        .post(url)
+        .header("cookie", format!("session_id={sid}"))
+        .json(&read_call())
+        .send()
+        .await
+        .unwrap();
+    let limit = r
+        .headers()
+        .get("x-ratelimit-limit")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), limit)
+}
+
+async fn subscribe(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    channel: &str,
+) {
+    ws.send(Message::Text(
+        json!({"event_name": "subscribe", "data": {"channels": [channel], "last": 0}})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v[0]["message"]["payload"]["channels"][0], channel);
+}
+
+#[tokio::test]
+async fn a_reload_changes_limits_while_the_bus_websocket_stays_open() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let spec = || TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo);
+    let (text, port, admin) = yaml(&[spec()], "rate_limits: {read: 1000/minute}\n");
+    let bc = start_yaml(&text, Vec::new());
+    let sid = odoo.new_session(2);
+    let url = format!("http://{}/web/dataset/call_kw", bc.addr());
+    assert_eq!(limit_header(&url, &sid).await, (200, Some("1000".into())));
+
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/websocket", bc.addr()),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("origin", "http://erp.example.com".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    subscribe(&mut ws, "before").await;
+
+    // Same listeners, a new limit.
+    let new_text = text.replace(
+        "rate_limits: {read: 1000/minute}",
+        "rate_limits: {read: 3/minute}",
+    );
+    assert_ne!(new_text, text);
+    assert!(
+        new_text.contains(&format!("127.0.0.1:{port}"))
+            && new_text.contains(&format!("127.0.0.1:{admin}"))
+    );
+    bc.handle()
+        .reload(Config::from_yaml(&new_text, "test.yaml").unwrap())
+        .unwrap();
+
+    // The websocket opened before the reload still works both ways ...
+    subscribe(&mut ws, "after").await;
+    // ... and new requests run under the new limit.
+    assert_eq!(limit_header(&url, &sid).await.1.as_deref(), Some("3"));
+    metric_appears(&bc, "bridgecore_config_reloads_total{result=\"ok\"} 1").await;
+
+    // A configuration that validates but cannot be built (an upstream that does not resolve)
+    // is refused, and the current one stays.
+    let broken = new_text.replace(&odoo.addr().to_string(), "no-such-host.invalid:8069");
+    assert!(bc
+        .handle()
+        .reload(Config::from_yaml(&broken, "test.yaml").unwrap())
+        .is_err());
+    assert_eq!(limit_header(&url, &sid).await.0, 200);
+    assert_eq!(bc.handle().config().rate_limits.read.count, 3);
+    subscribe(&mut ws, "still").await;
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn hup(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test]
+async fn sighup_rereads_the_file_and_keeps_the_old_config_when_it_is_broken() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let (text, port, _) = yaml(
+        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
+        "rate_limits: {read: 1000/minute}\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridgecore.yaml");
+    std::fs::write(&file, &text).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_bridgecore"))
+        .arg("-c")
+        .arg(&file)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut proc = Proc(child);
+    let url = format!("http://127.0.0.1:{port}/web/dataset/call_kw");
+    let sid = odoo.new_session(2);
+    let mut up = false;
+    for _ in 0..200 {
+        if client()
+            .get(format!("http://127.0.0.1:{port}/web/login"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(up, "bridgecore did not start");
+    assert_eq!(limit_header(&url, &sid).await.1.as_deref(), Some("1000"));
+
+    // A broken file: logged, old config kept.
+    std::fs::write(
+        &file,
+        text.replace(
+            "rate_limits: {read: 1000/minute}",
+            "rate_limits: {reed: 5/minute}",
+        ),
+    )
+    .unwrap();
+    hup(pid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(limit_header(&url, &sid).await, (200, Some("1000".into())));
+
+    // A good file: applied.
+    std::fs::write(
+        &file,
+        text.replace(
+            "rate_limits: {read: 1000/minute}",
+            "rate_limits: {read: 7/minute}",
+        ),
+    )
+    .unwrap();
+    hup(pid);
+    let mut limit = None;
+    for _ in 0..100 {
+        limit = limit_header(&url, &sid).await.1;
+        if limit.as_deref() == Some("7") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(limit.as_deref(), Some("7"));
+    let _ = proc.0.kill();
+    let out = proc.0.wait_with_output_or_stderr();
+    assert!(out.contains("reed"), "the broken key is logged: {out}");
+}
+
+trait StderrOf {
+    fn wait_with_output_or_stderr(&mut self) -> String;
+}
+
+impl StderrOf for Child {
+    fn wait_with_output_or_stderr(&mut self) -> String {
+        let _ = self.wait();
+        let mut s = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
