@@ -64,33 +64,44 @@ pub struct AccessLine<'a> {
 #[derive(Clone)]
 pub struct AccessLog {
     pending: Option<Arc<Mutex<Vec<u8>>>>,
+    writer: Arc<std::sync::Once>,
 }
 
 impl AccessLog {
-    /// Starts the writer thread. `enabled: false` gives a handle that drops every line.
+    /// The buffer; its writer thread starts with the services ([`AccessLog::start_writer`]).
+    /// `enabled: false` gives a handle that drops every line.
     pub fn start(enabled: bool) -> Self {
-        if !enabled {
-            return AccessLog { pending: None };
-        }
-        let pending = Arc::new(Mutex::new(Vec::with_capacity(64 * 1024)));
-        let shared = Arc::downgrade(&pending);
-        let spawned = std::thread::Builder::new()
-            .name("bridgecore-access-log".into())
-            .spawn(move || {
-                let mut out = Vec::with_capacity(64 * 1024);
-                // Ends when every AccessLog handle is gone, after a last flush.
-                while let Some(pending) = shared.upgrade() {
-                    drain(&pending, &mut out);
-                    drop(pending);
-                    std::thread::sleep(FLUSH_EVERY);
-                }
-            });
         AccessLog {
-            pending: spawned.ok().map(|_| pending),
+            pending: enabled.then(|| Arc::new(Mutex::new(Vec::with_capacity(64 * 1024)))),
+            writer: Arc::new(std::sync::Once::new()),
         }
     }
 
-    /// Appends a line; returns `false` when it had to be dropped.
+    /// Starts the writer thread, once. Called when the server's services start, not when
+    /// BridgeCore is built: `-d` forks in between, and a thread does not survive a fork.
+    pub fn start_writer(&self) {
+        let Some(pending) = &self.pending else {
+            return;
+        };
+        let shared = Arc::downgrade(pending);
+        self.writer.call_once(move || {
+            let spawned = std::thread::Builder::new()
+                .name("bridgecore-access-log".into())
+                .spawn(move || {
+                    let mut out = Vec::with_capacity(64 * 1024);
+                    // Ends when every AccessLog handle is gone, after a last flush.
+                    while let Some(pending) = shared.upgrade() {
+                        drain(&pending, &mut out);
+                        drop(pending);
+                        std::thread::sleep(FLUSH_EVERY);
+                    }
+                });
+            if let Err(e) = spawned {
+                log::error!("cannot start the access-log writer: {e}");
+            }
+        });
+    }
+
     pub fn write(&self, line: &AccessLine<'_>) -> bool {
         let Some(pending) = &self.pending else {
             return true;
@@ -137,6 +148,7 @@ pub struct FlushAtShutdown(pub AccessLog);
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for FlushAtShutdown {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        self.0.start_writer();
         let _ = shutdown.changed().await;
         let log = self.0.clone();
         let _ = tokio::task::spawn_blocking(move || log.flush()).await;

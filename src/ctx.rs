@@ -87,6 +87,8 @@ pub struct RequestCtx {
     /// The header that carried a verified BridgeCore token on an Odoo route: it is BridgeCore's,
     /// and is not passed on to Odoo.
     pub token_header: Option<http::HeaderName>,
+    /// The upstream chosen for the current attempt.
+    pub upstream_addr: Option<std::net::SocketAddr>,
 }
 
 impl RequestCtx {
@@ -124,6 +126,7 @@ impl RequestCtx {
             limit: None,
             odoo_session: None,
             token_header: None,
+            upstream_addr: None,
         }
     }
 

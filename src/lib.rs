@@ -48,6 +48,7 @@ mod compress;
 pub mod config;
 mod ctx;
 mod gate;
+mod health;
 pub mod limits;
 pub mod metrics;
 pub mod odoo_client;
@@ -311,6 +312,12 @@ impl BridgeCore {
         if let Some(admin) = self.admin_service() {
             server.add_service(admin);
         }
+        server.add_service(pingora::services::background::background_service(
+            "upstream health checks",
+            health::HealthChecker {
+                shared: self.shared.clone(),
+            },
+        ));
         server.add_service(pingora::services::background::background_service(
             "jwks refresh",
             tokens::JwksRefresher {

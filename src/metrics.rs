@@ -34,6 +34,9 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// API logins by tenant and result (`ok`, `denied`, `error`).
     pub logins: IntCounterVec,
+    /// 1 while an upstream is in rotation, by tenant, kind (`http`, `websocket`) and address
+    /// (configured addresses only).
+    pub upstream_up: IntGaugeVec,
     /// Token refusals by reason (`missing`, `invalid`, `expired`, `revoked`, `scope`, `user`).
     pub auth_refused: IntCounterVec,
 }
@@ -123,6 +126,14 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let upstream_up = IntGaugeVec::new(
+            Opts::new(
+                "bridgecore_upstream_up",
+                "1 while an upstream is in rotation (health checks and connect failures)",
+            ),
+            &["tenant", "kind", "upstream"],
+        )?;
+        registry.register(Box::new(upstream_up.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(auth_refused.clone()))?;
@@ -145,6 +156,7 @@ impl Metrics {
             access_log_dropped,
             reloads,
             rate_limited,
+            upstream_up,
             logins,
             auth_refused,
         })

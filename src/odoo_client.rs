@@ -46,7 +46,7 @@ impl HttpOdooClient {
             .ok_or_else(|| OdooError::Unavailable("tenant was unloaded".into()))?;
         let addr = tenant
             .upstreams
-            .pick()
+            .pick(None)
             .ok_or_else(|| OdooError::Unavailable("no upstream".into()))?;
         let _permit = tenant
             .acquire()
@@ -105,9 +105,10 @@ impl OdooClient for HttpOdooClient {
             .tenant
             .upgrade()
             .ok_or_else(|| OdooError::Unavailable("tenant was unloaded".into()))?;
+        // The session's own upstream: Odoo keeps sessions on its local disk.
         let addr = tenant
             .upstreams
-            .pick()
+            .pick(session_id)
             .ok_or_else(|| OdooError::Unavailable("no upstream".into()))?;
         let _permit = tenant
             .acquire()

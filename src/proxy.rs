@@ -345,7 +345,7 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         let Some(tenant) = ctx.tenant.as_ref() else {
@@ -359,9 +359,14 @@ impl ProxyHttp for Proxy {
         } else {
             &tenant.upstreams
         };
-        let Some(addr) = set.pick() else {
+        let sticky = ctx
+            .odoo_session
+            .as_deref()
+            .or_else(|| jsonrpc::session_cookie(&session.req_header().headers));
+        let Some(addr) = set.pick(sticky) else {
             return Error::e_explain(ErrorType::HTTPStatus(502), "tenant has no upstream");
         };
+        ctx.upstream_addr = Some(addr);
         ctx.connect_attempts += 1;
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(tenant.cfg.connect_timeout);
@@ -382,6 +387,15 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        // Out of rotation until health checks bring it back; the retry below then picks
+        // another (a sticky session moves to its next upstream).
+        if let (Some(t), Some(addr)) = (ctx.tenant.as_ref(), ctx.upstream_addr) {
+            if ctx.websocket {
+                t.ws_upstreams.eject(addr);
+            } else {
+                t.upstreams.eject(addr);
+            }
+        }
         // Nothing reached Odoo, so another upstream may be tried, each at most once.
         let upstreams = ctx.tenant.as_ref().map_or(0, |t| {
             if ctx.websocket {

@@ -12,7 +12,7 @@ use bridgecore_filters::Category;
 use prometheus::core::Metric;
 use serde_json::{json, Map, Value};
 
-use crate::tenant::Tenant;
+use crate::tenant::{Tenant, Upstreams};
 use crate::Shared;
 
 /// How long a health probe waits for one upstream's TCP handshake.
@@ -67,10 +67,16 @@ async fn probe(addrs: &[std::net::SocketAddr]) -> Vec<(String, bool, Option<f64>
     futures_util::future::join_all(probes).await
 }
 
-fn upstreams_json(results: &[(String, bool, Option<f64>)]) -> Value {
+fn upstreams_json(set: &Upstreams, results: &[(String, bool, Option<f64>)]) -> Value {
     let map: Map<String, Value> = results
         .iter()
-        .map(|(a, ok, ms)| (a.clone(), json!({"reachable": ok, "connect_ms": ms})))
+        .map(|(a, ok, ms)| {
+            let in_rotation = a.parse().is_ok_and(|addr| set.is_up(addr));
+            (
+                a.clone(),
+                json!({"reachable": ok, "connect_ms": ms, "in_rotation": in_rotation}),
+            )
+        })
         .collect();
     Value::Object(map)
 }
@@ -83,8 +89,8 @@ pub(crate) async fn health(tenant: &Tenant) -> (u16, Value) {
     let body = json!({
         "system_id": tenant.name(),
         "status": if healthy { "healthy" } else { "unhealthy" },
-        "upstreams": upstreams_json(&up),
-        "websocket_upstreams": upstreams_json(&ws),
+        "upstreams": upstreams_json(&tenant.upstreams, &up),
+        "websocket_upstreams": upstreams_json(&tenant.ws_upstreams, &ws),
         "active_connections": tenant.in_flight(),
         "max_connections": tenant.cfg.max_connections,
     });
@@ -159,7 +165,7 @@ pub(crate) async fn stats(shared: &Shared, tenant: &Tenant) -> Value {
         "rate_limited_by_category": rate_limited,
         // The response cache arrives with its own issue; until then nothing is cached.
         "cache_hit_ratio": Value::Null,
-        "upstreams": upstreams_json(&health),
+        "upstreams": upstreams_json(&tenant.upstreams, &health),
         "time_unit": "ms",
     })
 }

@@ -4,7 +4,7 @@
 //! `Arc<Tenant>` they started with, so a reload never changes the upstream under a request.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,12 +37,58 @@ pub enum TenantError {
     },
 }
 
-/// A round-robin set of upstream addresses, resolved once when the configuration is loaded
-/// (never on the request path: name resolution blocks).
+/// A set of upstream addresses, resolved once when the configuration is loaded (never on the
+/// request path: name resolution blocks), each in or out of rotation by its health.
+///
+/// Requests with an Odoo session stick to one upstream: Odoo keeps sessions on the local disk
+/// of the server that made them, so a session's requests must keep reaching it. The choice is
+/// rendezvous hashing over the upstreams in rotation: the same on every BridgeCore instance,
+/// and when an upstream leaves only its own sessions move. Requests without a session go round
+/// robin.
 #[derive(Debug)]
 pub struct Upstreams {
     addrs: Vec<SocketAddr>,
     next: AtomicUsize,
+    health: Vec<Health>,
+}
+
+/// One upstream's rotation state.
+#[derive(Debug)]
+struct Health {
+    up: AtomicBool,
+    ok_streak: AtomicU32,
+    fail_streak: AtomicU32,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            up: AtomicBool::new(true),
+            ok_streak: AtomicU32::new(0),
+            fail_streak: AtomicU32::new(0),
+        }
+    }
+}
+
+/// Rendezvous weight of `addr` for `key`: FNV-1a then a SplitMix64 finaliser, spelled out so
+/// every instance and every build agrees (std's hasher may change between releases). A client
+/// choosing its session id can pick its upstream, which it could anyway.
+fn weight(key: &str, addr: &SocketAddr) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    };
+    let port = addr.port().to_be_bytes();
+    for b in key.bytes().chain([0xff]).chain(ip).chain(port) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
 }
 
 impl Upstreams {
@@ -64,19 +110,69 @@ impl Upstreams {
                 })?;
             addrs.push(resolved);
         }
+        let health = addrs.iter().map(|_| Health::default()).collect();
         Ok(Upstreams {
             addrs,
             next: AtomicUsize::new(0),
+            health,
         })
     }
 
-    /// The next upstream in turn.
-    pub fn pick(&self) -> Option<SocketAddr> {
+    /// The upstream for a request: the session's own (`sticky`), or the next in turn. Only
+    /// upstreams in rotation are chosen; when none is, all are (trying beats a certain 502).
+    pub fn pick(&self, sticky: Option<&str>) -> Option<SocketAddr> {
         if self.addrs.is_empty() {
             return None;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
-        Some(self.addrs[i])
+        let any_up = self.health.iter().any(|h| h.up.load(Ordering::Relaxed));
+        let eligible = |i: &usize| !any_up || self.health[*i].up.load(Ordering::Relaxed);
+        if let Some(key) = sticky.filter(|k| !k.is_empty()) {
+            return (0..self.addrs.len())
+                .filter(eligible)
+                .max_by_key(|&i| weight(key, &self.addrs[i]))
+                .map(|i| self.addrs[i]);
+        }
+        let n = self.addrs.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|i| eligible(i))
+            .map(|i| self.addrs[i])
+    }
+
+    fn index(&self, addr: SocketAddr) -> Option<usize> {
+        self.addrs.iter().position(|a| *a == addr)
+    }
+
+    /// Whether `addr` is in rotation.
+    pub fn is_up(&self, addr: SocketAddr) -> bool {
+        self.index(addr)
+            .is_some_and(|i| self.health[i].up.load(Ordering::Relaxed))
+    }
+
+    /// A connection to `addr` was refused or timed out: out of rotation until health checks
+    /// bring it back.
+    pub fn eject(&self, addr: SocketAddr) {
+        if let Some(h) = self.index(addr).map(|i| &self.health[i]) {
+            h.ok_streak.store(0, Ordering::Relaxed);
+            if h.up.swap(false, Ordering::Relaxed) {
+                log::warn!("upstream {addr} out of rotation: connection failed");
+            }
+        }
+    }
+
+    /// Records one health check of `addr`; returns the new state when it changed.
+    pub fn report(&self, addr: SocketAddr, ok: bool, rise: u32, fall: u32) -> Option<bool> {
+        let h = &self.health[self.index(addr)?];
+        if ok {
+            h.fail_streak.store(0, Ordering::Relaxed);
+            let streak = h.ok_streak.fetch_add(1, Ordering::Relaxed) + 1;
+            (streak >= rise && !h.up.swap(true, Ordering::Relaxed)).then_some(true)
+        } else {
+            h.ok_streak.store(0, Ordering::Relaxed);
+            let streak = h.fail_streak.fetch_add(1, Ordering::Relaxed) + 1;
+            (streak >= fall && h.up.swap(false, Ordering::Relaxed)).then_some(false)
+        }
     }
 
     /// Every upstream address.

@@ -187,6 +187,36 @@ pub struct TenantConfig {
     pub allow_database_manager: bool,
     /// This tenant's overrides of the global `rate_limits`.
     pub rate_limits: RateLimitOverrides,
+    /// Active health checks of the upstreams.
+    pub health_check: HealthCheckConfig,
+}
+
+/// `tenants.X.health_check`: each upstream (and websocket upstream) is asked `path` every
+/// `interval`; `fall` failures in a row take it out of rotation, `rise` successes bring it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckConfig {
+    /// Default `/web/health` (Odoo 16+; answers without a database or a session).
+    pub path: String,
+    /// Default 10 s; `0s` turns active checks off (connect failures still eject).
+    pub interval: Duration,
+    /// Default 2 s.
+    pub timeout: Duration,
+    /// Default 2.
+    pub rise: u32,
+    /// Default 3.
+    pub fall: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            path: "/web/health".to_owned(),
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+        }
+    }
 }
 
 impl Default for TenantConfig {
@@ -206,6 +236,7 @@ impl Default for TenantConfig {
             require_jwt: false,
             allow_database_manager: false,
             rate_limits: RateLimitOverrides::default(),
+            health_check: HealthCheckConfig::default(),
         }
     }
 }

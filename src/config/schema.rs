@@ -84,6 +84,17 @@ pub(crate) struct TenantFile {
     pub require_jwt: Option<bool>,
     pub allow_database_manager: Option<bool>,
     pub rate_limits: Option<RateOverridesFile>,
+    pub health_check: Option<HealthCheckFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HealthCheckFile {
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub rise: Option<u64>,
+    pub fall: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,9 +17,9 @@ use super::schema::{
 };
 use super::yaml::{self, path_string, Kind, Node, Pos, Problem, Scalar, Seg};
 use super::{
-    AuthConfig, CacheBackend, CacheConfig, CompressionConfig, Config, JwtAlgorithm, JwtConfig,
-    ModelCacheConfig, OptimizerConfig, RateLimitConfig, RateLimitOverrides, RedisConfig,
-    ServerConfig, TenantConfig, TlsListener, WebsocketConfig,
+    AuthConfig, CacheBackend, CacheConfig, CompressionConfig, Config, HealthCheckConfig,
+    JwtAlgorithm, JwtConfig, ModelCacheConfig, OptimizerConfig, RateLimitConfig,
+    RateLimitOverrides, RedisConfig, ServerConfig, TenantConfig, TlsListener, WebsocketConfig,
 };
 
 /// Everything one load produced; the drift test reads `structs`.
@@ -1065,7 +1065,41 @@ impl<'a> Validator<'a> {
             delete: self.rate(o.delete.as_ref(), &rp("delete")),
         };
 
+        let h = f.health_check.unwrap_or_default();
+        let dh = HealthCheckConfig::default();
+        let hp = |k: &'static str| [key("tenants"), Seg::Key(name), key("health_check"), key(k)];
+        let path = match h.path {
+            None => dh.path.clone(),
+            Some(p) if p.starts_with('/') && !p.contains(char::is_whitespace) => p,
+            Some(p) => {
+                self.value_err(
+                    &hp("path"),
+                    format!("`{p}` is not a path such as `/web/health`"),
+                );
+                dh.path.clone()
+            }
+        };
+        let interval = self.duration(h.interval.as_ref(), &hp("interval"), dh.interval);
+        let check_timeout = self.positive_duration(h.timeout.as_ref(), &hp("timeout"), dh.timeout);
+        let mut count = |v: Option<u64>, k: &'static str, d: u32| match v {
+            None => d,
+            Some(0) => {
+                self.value_err(&hp(k), "must be at least 1");
+                d
+            }
+            Some(n) => u32::try_from(n).unwrap_or(d),
+        };
+        let rise = count(h.rise, "rise", dh.rise);
+        let fall = count(h.fall, "fall", dh.fall);
+        let health_check = HealthCheckConfig {
+            path,
+            interval,
+            timeout: check_timeout,
+            rise,
+            fall,
+        };
         TenantConfig {
+            health_check,
             name: name.to_owned(),
             hosts,
             upstream,

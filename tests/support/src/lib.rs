@@ -266,6 +266,10 @@ impl FakeOdoo {
     pub fn set_keep_alive(&self, on: bool) {
         self.state.keep_alive.store(on, Ordering::Relaxed);
     }
+    /// What `/web/health` answers: 200 `pass`, or 503 `fail`.
+    pub fn set_healthy(&self, on: bool) {
+        self.state.healthy.store(on, Ordering::Relaxed);
+    }
     /// Accept `/websocket` on the HTTP port too.
     pub fn set_websocket_on_http(&self, on: bool) {
         self.state.ws_on_http.store(on, Ordering::Relaxed);

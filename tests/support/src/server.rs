@@ -49,6 +49,8 @@ pub(crate) struct State {
     pub seen: Mutex<Vec<Seen>>,
     pub delay: Mutex<Duration>,
     pub keep_alive: AtomicBool,
+    /// What `/web/health` says: pass (200) or fail (503).
+    pub healthy: AtomicBool,
     pub ws_on_http: AtomicBool,
     pub sessions: Mutex<HashMap<String, Session>>,
     pub uploads: Mutex<Vec<Upload>>,
@@ -72,6 +74,7 @@ impl State {
             seen: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
             keep_alive: AtomicBool::new(keep_alive),
+            healthy: AtomicBool::new(true),
             ws_on_http: AtomicBool::new(ws_on_http),
             sessions: Mutex::new(HashMap::new()),
             uploads: Mutex::new(Vec::new()),
@@ -526,7 +529,11 @@ async fn route(
 
     match path {
         "/web/health" | "/websocket/health" => {
-            let mut r = json_resp(200, &json!({"status": "pass"}));
+            let mut r = if state.healthy.load(Ordering::Relaxed) {
+                json_resp(200, &json!({"status": "pass"}))
+            } else {
+                json_resp(503, &json!({"status": "fail"}))
+            };
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             add_header(&mut r, "cache-control", "no-store");
