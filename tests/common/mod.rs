@@ -88,6 +88,11 @@ pub fn yaml(tenants: &[TenantSpec], top_level_extra: &str) -> (String, u16, u16)
             out.push_str(line);
             out.push('\n');
         }
+        if !t.extra.contains("health_check") {
+            // Health checks would add requests to the fake's counts that tests assert on;
+            // tests/upstreams.rs turns them on.
+            out.push_str("    health_check: {interval: 0s}\n");
+        }
     }
     (out, port, admin)
 }

@@ -6,12 +6,14 @@
 #   DURATION=30s ROUNDS=5 tests/load/run.sh
 #
 # Knobs (environment): DURATION, WARMUP, ROUNDS, CONNS, LOAD_CPU, PROXY_CPU, BASE_PORT,
-# PROXIES (subset of "floor floor-mi nginx bridgecore bc-auth"), SKIP_BUILD=1, KEEP=1 (keep the work dir).
+# PROXIES (subset of "floor floor-mi nginx bridgecore bc-off bc-auth"), SKIP_BUILD=1, KEEP=1 (keep the work dir).
 #
 # bridgecore runs with rate limits off (every client exempt) and no token auth; bc-auth is the
 # same binary with a JWT-only tenant (every call carries a BridgeCore token, verified, its login
 # session looked up, and run on the session's Odoo cookie) and every category limited (limits
-# set high enough never to refuse): the issue-3 comparison.
+# set high enough never to refuse); bc-off is the bridgecore process sent exactly bc-auth's
+# requests (token header included), so bc-auth vs bc-off is the issue-3 comparison: the same
+# traffic with the chain on and off.
 #
 # A report, not a gate: exits 0 whatever the numbers (PASS/FAIL lines say how the targets
 # fared), non-zero only when something could not be set up or a proxy answered wrongly.
@@ -26,7 +28,7 @@ CONNS=${CONNS:-64}
 LOAD_CPU=${LOAD_CPU:-0}    # wrk and the upstream
 PROXY_CPU=${PROXY_CPU:-1}  # the proxy under test, alone
 BASE_PORT=${BASE_PORT:-18080}
-PROXIES=${PROXIES:-floor floor-mi nginx bridgecore bc-auth}
+PROXIES=${PROXIES:-floor floor-mi nginx bridgecore bc-off bc-auth}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 LUA="$HERE/call_kw.lua"
@@ -82,7 +84,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
     if want floor || want floor-mi; then
         (cd "$ROOT" && cargo build --release -p passthrough --bins) || die "building the pass-through failed"
     fi
-    if want bridgecore || want bc-auth; then
+    if want bridgecore || want bc-off || want bc-auth; then
         if ! (cd "$ROOT" && cargo build --release -p bridgecore --bin bridgecore); then
             log "run.sh: building bridgecore failed; measuring the others only"
             PROXIES=${PROXIES//bc-auth/}
@@ -93,7 +95,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
 fi
 want floor && { [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN missing"; }
 want floor-mi && { [ -x "$FLOORMI_BIN" ] || die "$FLOORMI_BIN missing"; }
-{ want bridgecore || want bc-auth; } && { [ -x "$BC_BIN" ] || die "$BC_BIN missing"; }
+{ want bridgecore || want bc-off || want bc-auth; } && { [ -x "$BC_BIN" ] || die "$BC_BIN missing"; }
 
 # ---------------------------------------------------------------------------------------
 # Work dir, processes, clean-up.
@@ -261,9 +263,9 @@ EOF
 # ---------------------------------------------------------------------------------------
 # Start everything. The upstream shares the load core with wrk; each proxy is pinned to
 # the other core, where nothing else runs.
-declare -A PORT=([floor]=$FLOOR_PORT [floor-mi]=$FLOORMI_PORT [nginx]=$NGINX_PORT [bridgecore]=$BC_PORT [bc-auth]=$AUTH_PORT)
+declare -A PORT=([floor]=$FLOOR_PORT [floor-mi]=$FLOORMI_PORT [nginx]=$NGINX_PORT [bridgecore]=$BC_PORT [bc-auth]=$AUTH_PORT [bc-off]=$BC_PORT)
 declare -A MAINPID=()
-declare -A ACCESS_LOG=([nginx]="$WORK/nginx-access.log" [bridgecore]="$WORK/bridgecore-access.log" [bc-auth]="$WORK/bc-auth-access.log")
+declare -A ACCESS_LOG=([nginx]="$WORK/nginx-access.log" [bridgecore]="$WORK/bridgecore-access.log" [bc-auth]="$WORK/bc-auth-access.log" [bc-off]="$WORK/bridgecore-access.log")
 declare -A OUTPUT=([floor]="$WORK/floor.out" [floor-mi]="$WORK/floor-mi.out" [nginx]="$WORK/nginx-error.log" [bridgecore]="$WORK/bridgecore.err" [bc-auth]="$WORK/bc-auth.err")
 BC_TOKEN=""
 
@@ -319,10 +321,11 @@ if want nginx; then
     PIDS+=("$!")
     wait_up nginx "${MAINPID[nginx]}" "$NGINX_PORT" || die "nginx did not start"
 fi
-if want bridgecore; then
+if want bridgecore || want bc-off; then
     taskset -c "$PROXY_CPU" "$BC_BIN" -c "$WORK/bridgecore.yaml" \
         >>"$WORK/bridgecore-access.log" 2>"$WORK/bridgecore.err" &
     MAINPID[bridgecore]=$!
+    MAINPID[bc-off]=$!
     PIDS+=("$!")
     if ! wait_up bridgecore "${MAINPID[bridgecore]}" "$BC_PORT"; then
         log "run.sh: bridgecore did not start; measuring the others only"
@@ -390,10 +393,10 @@ core_busy() {
     printf '%s\n%s\n' "$2" "$3" | awk -v c="cpu$1" '$1 == c { n++; b[n] = $2; t[n] = $3 }
         END { if (t[2] > t[1]) printf "%.0f", 100 * (b[2] - b[1]) / (t[2] - t[1]); else print "?" }'
 }
-wrk_run() {  # PORT DURATION [--latency]
+wrk_run() {  # NAME PORT DURATION [--latency]
     local token=""
-    [ "$1" = "$AUTH_PORT" ] && token=$BC_TOKEN
-    BC_TOKEN=$token taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$2" ${3:+"$3"} -s "$LUA" "http://127.0.0.1:$1/"
+    case "$1" in bc-auth | bc-off) token=$BC_TOKEN ;; esac
+    BC_TOKEN=$token taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$3" ${4:+"$4"} -s "$LUA" "http://127.0.0.1:$2/"
 }
 
 declare -A RPS P50 P99 CPU UPCPU BUSY0 BUSY1 LOGPCT ERRS
@@ -403,12 +406,12 @@ measure() {  # NAME ROUND
     local name=$1 round=$2 port=${PORT[$1]} pids t0 t1 u0 u1 s0 s1 out line
     local requests duration p50 p99 serr kerr lines
     read -r -a pids <<<"$(pids_of "${MAINPID[$name]}" | tr '\n' ' ')"
-    wrk_run "$port" "$WARMUP" >/dev/null
+    wrk_run "$name" "$port" "$WARMUP" >/dev/null
     [ -n "${ACCESS_LOG[$name]:-}" ] && : >"${ACCESS_LOG[$name]}"
     t0=$(cpu_ticks "${pids[@]}")
     u0=$(cpu_ticks "$UP_PID" $(pgrep -P "$UP_PID" || true))
     s0=$(core_stat)
-    out=$(wrk_run "$port" "$DURATION" --latency)
+    out=$(wrk_run "$name" "$port" "$DURATION" --latency)
     s1=$(core_stat)
     t1=$(cpu_ticks "${pids[@]}")
     u1=$(cpu_ticks "$UP_PID" $(pgrep -P "$UP_PID" || true))
@@ -473,8 +476,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
     ratios_line "ratios" "${RPS[bridgecore,$r]:-0}" "${RPS[floor,$r]:-0}" \
         "${CPU[bridgecore,$r]:-0}" "${CPU[nginx,$r]:-0}" "${CPU[floor,$r]:-0}" "${RPS[floor-mi,$r]:-0}"
-    if have bc-auth && have bridgecore; then
-        echo "bc-auth/bridgecore: req/s $(ratio "${RPS[bc-auth,$r]}" "${RPS[bridgecore,$r]}"), CPU $(ratio "${CPU[bc-auth,$r]}" "${CPU[bridgecore,$r]}")"
+    if have bc-auth && have bc-off; then
+        echo "bc-auth/bc-off: req/s $(ratio "${RPS[bc-auth,$r]}" "${RPS[bc-off,$r]}"), CPU $(ratio "${CPU[bc-auth,$r]}" "${CPU[bc-off,$r]}")"
     fi
 done
 
@@ -508,10 +511,10 @@ if have bridgecore && have nginx; then
 else
     echo "n/a   bridgecore CPU per request vs nginx: not measured"
 fi
-if have bc-auth && have bridgecore; then
-    q=$(ratio "${M_RPS[bc-auth]}" "${M_RPS[bridgecore]}")
+if have bc-auth && have bc-off; then
+    q=$(ratio "${M_RPS[bc-auth]}" "${M_RPS[bc-off]}")
     verdict=$(awk -v q="$q" -v t="$TARGET_AUTH_VS_PLAIN" 'BEGIN { print (q >= t) ? "PASS" : "FAIL" }')
-    echo "$verdict  bc-auth (token auth + limits) req/s = ${q}x bridgecore's without them (target >= ${TARGET_AUTH_VS_PLAIN}x); CPU $(ratio "${M_CPU[bc-auth]}" "${M_CPU[bridgecore]}")x"
+    echo "$verdict  bc-auth (token auth + limits on) req/s = ${q}x bc-off's (same requests, both off) (target >= ${TARGET_AUTH_VS_PLAIN}x); CPU $(ratio "${M_CPU[bc-auth]}" "${M_CPU[bc-off]}")x"
 fi
 [ "$bad_answers" -eq 0 ] || log "run.sh: some requests failed (see the errors column): the numbers are suspect"
 if [ "$setup_failed" -ne 0 ] || [ "$bad_answers" -ne 0 ]; then exit 1; fi

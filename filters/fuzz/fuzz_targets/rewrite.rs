@@ -60,13 +60,19 @@ fn assert_same(a: &Call, b: &Call) {
         (&a.shape, &a.path, &a.service, &a.service_method, &a.db),
         (&b.shape, &b.path, &b.service, &b.service_method, &b.db)
     );
-    assert_eq!((&a.model, &a.method, &a.credential), (&b.model, &b.method, &b.credential));
+    assert_eq!(
+        (&a.model, &a.method, &a.credential),
+        (&b.model, &b.method, &b.credential)
+    );
     let id = |call: &Call| call.id.clone().unwrap_or(Value::Null);
     assert_eq!(a.id.is_some(), b.id.is_some());
     assert!(same::same(&id(a), &id(b)), "id");
     assert!(same::same(&object(&a.params), &object(&b.params)), "params");
     assert!(
-        same::same(&Value::Array(a.args().to_vec()), &Value::Array(b.args().to_vec())),
+        same::same(
+            &Value::Array(a.args().to_vec()),
+            &Value::Array(b.args().to_vec())
+        ),
         "args: {:?} != {:?}",
         a.args(),
         b.args()
@@ -99,7 +105,11 @@ fn check(path: &str, body: &[u8], caps: &LimitCaps) {
     if let Some(capped) = capped {
         assert!(capped.asked.is_none_or(|asked| asked > capped.cap));
         let mut twice = again.clone();
-        assert_eq!(cap_limit(&mut twice, caps), None, "capping is not idempotent");
+        assert_eq!(
+            cap_limit(&mut twice, caps),
+            None,
+            "capping is not idempotent"
+        );
     }
     if let Some(plan) = split_read(&original, 2) {
         let calls = plan.calls(&original);
