@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use bridgecore_filters::rate_limit::{CategoryRates, RateLimitError, RateLimitPolicy};
+use bridgecore_filters::rewrite::{CapRoutes, LimitCapFilter, LimitCaps};
 use bridgecore_filters::Category;
 
 use crate::tenant::{Tenant, TenantError};
@@ -95,6 +96,10 @@ impl Runtime {
             tenants.push(Tenant::new(t.clone(), metrics)?);
         }
         let mut chain = Chain::default();
+        if !config.optimizer.max_limits.is_empty() {
+            let caps = LimitCaps::new(config.optimizer.max_limits.clone());
+            chain.push(Arc::new(LimitCapFilter::new(caps, CapRoutes::default())));
+        }
         for f in extra_filters {
             chain.push(f.clone());
         }

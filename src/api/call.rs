@@ -7,7 +7,8 @@ use bridgecore_filters::api::{self, map_answer, map_result, Served};
 use bridgecore_filters::auth::Scopes;
 use bridgecore_filters::rate_limit::Subject;
 use bridgecore_filters::{
-    Call, ChainDecision, Credential, Exchange, OdooClient, OdooError, Outcome, Reply, ResponseHead,
+    Call, ChainDecision, Credential, Exchange, HeaderEdit, OdooClient, OdooError, Outcome, Reply,
+    ResponseHead,
 };
 use serde_json::{json, Value};
 
@@ -117,21 +118,34 @@ async fn run(
         Ok(_) | Err(OdooError::Odoo { .. }) => Outcome::Answered(200),
         Err(_) => Outcome::Failed,
     };
+    let mut edits = Vec::new();
     if !rt.chain.is_empty() {
         let headers = http::HeaderMap::new();
         let mut head = ResponseHead::new(200, &headers);
         if matches!(outcome, Outcome::Answered(_)) {
             rt.chain.on_response(&mut ex, &call, &mut head).await;
         }
+        edits = head.into_edits();
         rt.chain.on_complete(&mut ex, &call, outcome).await;
     }
-    answer(map_result(
+    let mut reply = answer(map_result(
         &result,
         Served {
             cached: false,
             optimized,
         },
-    ))
+    ));
+    for edit in edits {
+        match edit {
+            HeaderEdit::Set(name, value) => {
+                reply.headers.retain(|(n, _)| *n != name);
+                reply.headers.push((name, value));
+            }
+            HeaderEdit::Append(name, value) => reply.headers.push((name, value)),
+            HeaderEdit::Remove(name) => reply.headers.retain(|(n, _)| *n != name),
+        }
+    }
+    reply
 }
 
 /// A filter's own answer, in the API's shape: a JSON-RPC result becomes `{result, cached}`, a

@@ -11,7 +11,10 @@
 //!   batches whose answers merge into the one a single `read` would give ([`split_read`],
 //!   [`merge_read`]).
 
+mod filter;
 pub mod limits;
+
+pub use filter::{CapRoutes, LimitCapFilter, REWRITE_HEADER};
 
 pub use limits::{
     cap_limit, header_value, merge_read, split_read, Capped, LimitCaps, MergeError, ReadPlan,
