@@ -40,18 +40,7 @@ impl HttpOdooClient {
     /// The uid an Odoo API key belongs to, asked of Odoo itself (`/json/2/res.users/context_get`
     /// answers the key's user context, `uid` included): only Odoo can tell whose key it is.
     pub async fn uid_of_api_key(&self, key: &str, db: Option<&str>) -> Result<i64, OdooError> {
-        let tenant = self
-            .tenant
-            .upgrade()
-            .ok_or_else(|| OdooError::Unavailable("tenant was unloaded".into()))?;
-        let addr = tenant
-            .upstreams
-            .pick(None)
-            .ok_or_else(|| OdooError::Unavailable("no upstream".into()))?;
-        let _permit = tenant
-            .acquire()
-            .await
-            .ok_or_else(|| OdooError::Unavailable("tenant at max_connections".into()))?;
+        let (addr, _permit) = self.slot(None).await?;
         let mut req = self
             .http
             .post(format!("http://{addr}/json/2/res.users/context_get"))
@@ -61,13 +50,7 @@ impl HttpOdooClient {
         if let Some(db) = db {
             req = req.header("x-odoo-database", db);
         }
-        let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() {
-                OdooError::Timeout
-            } else {
-                OdooError::Unavailable(e.to_string())
-            }
-        })?;
+        let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         let v: Value = resp
             .json()
@@ -86,6 +69,38 @@ impl HttpOdooClient {
     }
 }
 
+impl HttpOdooClient {
+    /// An upstream for the call (the session's own when there is one) and a slot under the
+    /// tenant's `max_connections`, held for as long as the call runs.
+    async fn slot(
+        &self,
+        sticky: Option<&str>,
+    ) -> Result<(std::net::SocketAddr, tokio::sync::OwnedSemaphorePermit), OdooError> {
+        let tenant = self
+            .tenant
+            .upgrade()
+            .ok_or_else(|| OdooError::Unavailable("tenant was unloaded".into()))?;
+        let addr = tenant
+            .upstreams
+            .pick(sticky)
+            .ok_or_else(|| OdooError::Unavailable("no upstream".into()))?;
+        let permit = tenant
+            .acquire()
+            .await
+            .ok_or_else(|| OdooError::Unavailable("tenant at max_connections".into()))?;
+        Ok((addr, permit))
+    }
+}
+
+/// A failed exchange with Odoo: a timeout, or Odoo out of reach.
+fn transport(e: reqwest::Error) -> OdooError {
+    if e.is_timeout() {
+        OdooError::Timeout
+    } else {
+        OdooError::Unavailable(e.to_string())
+    }
+}
+
 /// The value of `session_id` in a `Set-Cookie` header, if it sets one.
 fn session_from_set_cookie(v: &str) -> Option<String> {
     let first = v.split(';').next()?.trim();
@@ -101,19 +116,8 @@ impl OdooClient for HttpOdooClient {
         params: Value,
         session_id: Option<&str>,
     ) -> Result<OdooReply, OdooError> {
-        let tenant = self
-            .tenant
-            .upgrade()
-            .ok_or_else(|| OdooError::Unavailable("tenant was unloaded".into()))?;
         // The session's own upstream: Odoo keeps sessions on its local disk.
-        let addr = tenant
-            .upstreams
-            .pick(session_id)
-            .ok_or_else(|| OdooError::Unavailable("no upstream".into()))?;
-        let _permit = tenant
-            .acquire()
-            .await
-            .ok_or_else(|| OdooError::Unavailable("tenant at max_connections".into()))?;
+        let (addr, _permit) = self.slot(session_id).await?;
         let body = json!({"jsonrpc": "2.0", "method": "call", "params": params, "id": null});
         let mut req = self
             .http
@@ -123,13 +127,7 @@ impl OdooClient for HttpOdooClient {
         if let Some(sid) = session_id {
             req = req.header(http::header::COOKIE, format!("session_id={sid}"));
         }
-        let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() {
-                OdooError::Timeout
-            } else {
-                OdooError::Unavailable(e.to_string())
-            }
-        })?;
+        let resp = req.send().await.map_err(transport)?;
         let new_session = resp
             .headers()
             .get_all(http::header::SET_COOKIE)
@@ -137,13 +135,7 @@ impl OdooClient for HttpOdooClient {
             .filter_map(|v| v.to_str().ok())
             .find_map(session_from_set_cookie);
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                OdooError::Timeout
-            } else {
-                OdooError::Unavailable(e.to_string())
-            }
-        })?;
+        let bytes = resp.bytes().await.map_err(transport)?;
         let mut v: Value = bridgecore_filters::json::from_slice(&bytes)
             .map_err(|_| OdooError::Protocol(format!("HTTP {status}: not a JSON-RPC answer")))?;
         if let Some(err) = v.get("error") {

@@ -85,26 +85,12 @@ pub(crate) async fn handle(
         return detail(404, "no such endpoint");
     };
     if let Some(action) = rest.strip_prefix("auth/") {
-        let post = |reply: fn() -> Reply| {
-            if *method == Method::POST {
-                None
-            } else {
-                Some(reply())
-            }
-        };
+        let post = *method == Method::POST;
         return match action {
-            "login" => match post(allow_post) {
-                Some(r) => r,
-                None => auth::login(shared, rt, &req).await,
-            },
-            "refresh" => match post(allow_post) {
-                Some(r) => r,
-                None => auth::refresh(shared, rt, &req).await,
-            },
-            "logout" => match post(allow_post) {
-                Some(r) => r,
-                None => auth::logout(shared, rt, &req).await,
-            },
+            "login" | "refresh" | "logout" if !post => method_not_allowed("POST"),
+            "login" => auth::login(shared, rt, &req).await,
+            "refresh" => auth::refresh(shared, rt, &req).await,
+            "logout" => auth::logout(shared, rt, &req).await,
             "me" if *method == Method::GET => auth::me(shared, rt, &req).await,
             "me" => method_not_allowed("GET"),
             _ => detail(404, "no such endpoint"),
@@ -147,10 +133,6 @@ pub(crate) async fn handle(
 
 fn json_reply(status: u16, body: &serde_json::Value) -> Reply {
     Reply::json(status, serde_json::to_vec(body).unwrap_or_default())
-}
-
-fn allow_post() -> Reply {
-    method_not_allowed("POST")
 }
 
 fn method_not_allowed(allow: &'static str) -> Reply {
