@@ -57,6 +57,21 @@ async fn until(mut cond: impl FnMut() -> bool) {
     panic!("condition not met in 5 s");
 }
 
+/// The tenant's health as the admin listener reports it.
+async fn health(bc: &bridgecore::Running) -> serde_json::Value {
+    client()
+        .get(format!(
+            "http://{}/api/v1/systems/odoo/health",
+            bc.admin_addr().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn in_rotation(bc: &bridgecore::Running, addr: std::net::SocketAddr) -> bool {
     let text = String::from_utf8(bc.handle().metrics()).unwrap();
     text.lines().any(|l| {
@@ -128,17 +143,7 @@ async fn sessions_stick_and_move_with_health() {
         );
     }
     // The health endpoint says the same.
-    let h: serde_json::Value = client()
-        .get(format!(
-            "http://{}/api/v1/systems/odoo/health",
-            bc.admin_addr().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = health(&bc).await;
     assert_eq!(h["upstreams"][b.addr().to_string()]["in_rotation"], true);
 }
 
@@ -166,17 +171,7 @@ async fn a_refused_connection_moves_the_request_and_ejects_the_upstream() {
     let before = a.count();
     assert_eq!(call(&bc, &on_b[0]).await, 200);
     assert_eq!(a.count(), before + 1);
-    let h: serde_json::Value = client()
-        .get(format!(
-            "http://{}/api/v1/systems/odoo/health",
-            bc.admin_addr().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = health(&bc).await;
     assert_eq!(
         h["upstreams"][b_addr.to_string()]["in_rotation"],
         false,
