@@ -46,14 +46,23 @@ impl ServeHttp for AdminApp {
                 "text/plain; version=0.0.4",
                 self.shared.metrics.render(),
             ),
-            other => self.tenant_endpoint(other).await,
+            other => {
+                let method = session.req_header().method.clone();
+                let query = session.req_header().uri.query().map(str::to_owned);
+                self.tenant_endpoint(other, &method, query.as_deref()).await
+            }
         }
     }
 }
 
 impl AdminApp {
     /// `/api/v1/systems/{id}/stats|health`, as on the main listener but without a token.
-    async fn tenant_endpoint(&self, path: &str) -> Response<Vec<u8>> {
+    async fn tenant_endpoint(
+        &self,
+        path: &str,
+        method: &http::Method,
+        query: Option<&str>,
+    ) -> Response<Vec<u8>> {
         let not_found = |what: &str| {
             respond(
                 StatusCode::NOT_FOUND,
@@ -71,9 +80,24 @@ impl AdminApp {
         let Some(tenant) = rt.tenant(id) else {
             return not_found("unknown system");
         };
+        let wanted = if what == "cache/clear" {
+            http::Method::DELETE
+        } else {
+            http::Method::GET
+        };
+        if *method != wanted {
+            return respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "application/json",
+                bridgecore_filters::error::api_error("method not allowed"),
+            );
+        }
         let (status, body) = match what {
             "stats" => (200, crate::stats::stats(&self.shared, tenant).await),
             "health" => crate::stats::health(tenant).await,
+            "cache/stats" | "cache/clear" => {
+                crate::api::cache_admin(&self.shared, tenant.name(), what, query).await
+            }
             _ => return not_found("no such endpoint"),
         };
         respond(

@@ -89,6 +89,20 @@ pub struct RequestCtx {
     pub token_header: Option<http::HeaderName>,
     /// The upstream chosen for the current attempt.
     pub upstream_addr: Option<std::net::SocketAddr>,
+    /// The coding BridgeCore picked for the answer (`None`: identity).
+    pub coding: Option<bridgecore_filters::encoding::Coding>,
+    /// This JSON-RPC answer's `X-Cache` status (`None` for answers that are not JSON-RPC).
+    pub cache_status: Option<crate::cache::Status>,
+    /// A cache miss on its way to Odoo.
+    pub cache_pending: Option<Box<crate::cache::Pending>>,
+    /// Odoo's answer, collected for the cache while it streams through.
+    pub cache_body: Option<BytesMut>,
+    /// The largest answer the cache takes.
+    pub cache_max: usize,
+    /// An expired entry served instead of Odoo's 5xx (`X-Cache: STALE`).
+    pub serve_stale: Option<Arc<crate::cache::store::Entry>>,
+    /// The generations this write affects were bumped already.
+    pub invalidated: bool,
 }
 
 impl RequestCtx {
@@ -127,6 +141,13 @@ impl RequestCtx {
             odoo_session: None,
             token_header: None,
             upstream_addr: None,
+            coding: None,
+            cache_status: None,
+            cache_pending: None,
+            cache_body: None,
+            cache_max: 0,
+            serve_stale: None,
+            invalidated: false,
         }
     }
 

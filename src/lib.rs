@@ -44,6 +44,7 @@
 pub mod access_log;
 mod admin;
 mod api;
+pub mod cache;
 mod compress;
 pub mod config;
 mod ctx;
@@ -110,7 +111,9 @@ const MAX_MEMORY_SESSIONS: usize = 100_000;
 pub(crate) struct Shared {
     pub(crate) runtime: ArcSwap<Runtime>,
     pub(crate) extra_filters: Vec<Arc<dyn Filter>>,
-    pub(crate) metrics: Metrics,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The response cache (its stores and generations outlive reloads).
+    pub(crate) cache: cache::Cache,
     /// Metric handles for requests no tenant took.
     pub(crate) untenanted: metrics::TenantMetrics,
     pub(crate) access_log: AccessLog,
@@ -152,7 +155,7 @@ impl Builder {
     /// Builds the tenants and the filter chain.
     pub fn build(self) -> Result<BridgeCore, BuildError> {
         let access_log = AccessLog::start(self.config.server.access_log);
-        let metrics = Metrics::new()?;
+        let metrics = Arc::new(Metrics::new()?);
         let redis = match &self.config.redis {
             Some(r) => Some(Arc::new(
                 redis_conn::RedisConn::new(&r.url, REDIS_TIMEOUT)
@@ -166,8 +169,22 @@ impl Builder {
             Some(r) => sessions::SessionStore::redis(r.clone()),
             None => sessions::SessionStore::memory(MAX_MEMORY_SESSIONS),
         };
+        let c = &self.config.compression;
+        let codings = bridgecore_filters::cache::body::Codings {
+            gzip: c.gzip,
+            brotli: c.brotli,
+            zstd: c.zstd,
+        };
+        let cache = cache::Cache::new(
+            &self.config.cache,
+            redis.clone(),
+            metrics.clone(),
+            codings,
+            proxy::COMPRESSION_LEVEL,
+        );
         let runtime = Runtime::build(self.config, &self.filters, &metrics, None)?;
         let shared = Shared {
+            cache,
             runtime: ArcSwap::from_pointee(runtime),
             extra_filters: self.filters,
             untenanted: metrics.tenant("none"),
@@ -321,6 +338,12 @@ impl BridgeCore {
         server.add_service(pingora::services::background::background_service(
             "jwks refresh",
             tokens::JwksRefresher {
+                shared: self.shared.clone(),
+            },
+        ));
+        server.add_service(pingora::services::background::background_service(
+            "cache dependency graphs",
+            cache::GraphLearner {
                 shared: self.shared.clone(),
             },
         ));

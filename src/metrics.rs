@@ -39,6 +39,18 @@ pub struct Metrics {
     pub upstream_up: IntGaugeVec,
     /// Token refusals by reason (`missing`, `invalid`, `expired`, `revoked`, `scope`, `user`).
     pub auth_refused: IntCounterVec,
+    /// JSON-RPC answers by cache status (hit, miss, stale, bypass).
+    pub cache_requests: IntCounterVec,
+    /// Entries pushed out of the memory store to make room.
+    pub cache_evictions: IntCounterVec,
+    /// Generation bumps by scope (model, tenant, identity, clear).
+    pub cache_invalidations: IntCounterVec,
+    /// Entries held in the memory store.
+    pub cache_entries: IntGaugeVec,
+    /// Bytes held in the memory store.
+    pub cache_bytes: IntGaugeVec,
+    /// Writes BridgeCore could not attribute to a model (they flush the tenant), by route.
+    pub cache_unknown_writes: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -133,6 +145,52 @@ impl Metrics {
             ),
             &["tenant", "kind", "upstream"],
         )?;
+        let cache_requests = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_cache_requests_total",
+                "JSON-RPC answers by cache status",
+            ),
+            &["tenant", "result"],
+        )?;
+        let cache_evictions = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_cache_evictions_total",
+                "Cache entries evicted to make room",
+            ),
+            &["tenant"],
+        )?;
+        let cache_invalidations = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_cache_invalidations_total",
+                "Cache generation bumps by scope",
+            ),
+            &["tenant", "scope"],
+        )?;
+        let cache_entries = IntGaugeVec::new(
+            Opts::new("bridgecore_cache_entries", "Entries in the memory store"),
+            &["tenant"],
+        )?;
+        let cache_bytes = IntGaugeVec::new(
+            Opts::new("bridgecore_cache_bytes", "Bytes in the memory store"),
+            &["tenant"],
+        )?;
+        let cache_unknown_writes = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_cache_unknown_writes_total",
+                "Writes not attributable to a model (they flush the tenant's cache), by route",
+            ),
+            &["tenant", "route"],
+        )?;
+        for c in [
+            &cache_requests,
+            &cache_evictions,
+            &cache_invalidations,
+            &cache_unknown_writes,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(cache_entries.clone()))?;
+        registry.register(Box::new(cache_bytes.clone()))?;
         registry.register(Box::new(upstream_up.clone()))?;
         registry.register(Box::new(rate_limited.clone()))?;
         registry.register(Box::new(logins.clone()))?;
@@ -159,6 +217,12 @@ impl Metrics {
             upstream_up,
             logins,
             auth_refused,
+            cache_requests,
+            cache_evictions,
+            cache_invalidations,
+            cache_entries,
+            cache_bytes,
+            cache_unknown_writes,
         })
     }
 

@@ -31,6 +31,8 @@ use pingora::proxy::FailToProxy;
 use pingora::ErrorType;
 
 use crate::access_log::AccessLine;
+use crate::cache::store::Entry;
+use crate::cache::{Lookup, Status};
 use crate::compress::{brotli_all, BrotliStream};
 use crate::ctx::RequestCtx;
 use crate::runtime::{Route, Runtime};
@@ -50,7 +52,7 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// closes sockets after 1 h plus up to 30 min (odoo-protocol.md §8.3).
 const WEBSOCKET_IDLE: Duration = Duration::from_secs(2 * 3600);
 /// Compression level for gzip, brotli and zstd.
-const COMPRESSION_LEVEL: u32 = 5;
+pub(crate) const COMPRESSION_LEVEL: u32 = 5;
 
 /// The filters' view of this request. A macro, not a method, so that the borrows of `ctx`'s
 /// fields stay disjoint (the chain also needs `ctx.call`).
@@ -121,6 +123,7 @@ impl ProxyHttp for Proxy {
                 .and_then(|v| negotiate(v, rt.codings));
             // Brotli is BridgeCore's own (see compress.rs); the module only does gzip and zstd.
             ctx.brotli = picked == Some(Coding::Brotli);
+            ctx.coding = picked;
             let token = match picked {
                 Some(Coding::Brotli) | None => "identity",
                 Some(c) => c.token(),
@@ -176,6 +179,7 @@ impl ProxyHttp for Proxy {
             }
         };
         ctx.tenant = Some(tenant.clone());
+        self.debug_switch(session, &tenant).await;
 
         let xmlrpc_db = matches!(ctx.endpoint, Endpoint::XmlRpc { .. })
             && session.req_header().uri.path().rsplit('/').next() == Some("db");
@@ -303,6 +307,10 @@ impl ProxyHttp for Proxy {
                     }
                 }
             };
+            if let Some(reply) = self.cache_lookup(session, ctx, &rt, &tenant, &call).await {
+                ctx.call = Some(call);
+                return self.answer(session, ctx, reply, "cache", "cache_hit").await;
+            }
             ctx.call = Some(call);
         } else if ctx.stream_copy.is_none() {
             ctx.class = class_of_unparsed(&method, &ctx.endpoint, session.req_header().uri.path());
@@ -560,6 +568,7 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.cache_response(resp, ctx).await?;
         if ctx.odoo_session.is_some() {
             hide_session_cookies(resp)?;
         } else {
@@ -628,6 +637,13 @@ impl ProxyHttp for Proxy {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        if let Some(entry) = &ctx.serve_stale {
+            // Odoo's 5xx body is replaced by the last good answer.
+            *body = end_of_stream.then(|| {
+                let id = ctx.call.as_ref().and_then(|c| c.id.as_ref());
+                entry.bodies.render(None, id).0
+            });
+        }
         if let Some(enc) = ctx.brotli_stream.as_mut() {
             let input = body.take().unwrap_or_default();
             let out = enc.encode(&input, end_of_stream);
@@ -639,10 +655,17 @@ impl ProxyHttp for Proxy {
     fn upstream_response_body_filter(
         &self,
         _session: &mut Session,
-        _body: &mut Option<Bytes>,
+        body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
+        if let (Some(buf), Some(chunk)) = (ctx.cache_body.as_mut(), body.as_ref()) {
+            if buf.len() + chunk.len() > ctx.cache_max {
+                ctx.cache_body = None;
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
         if end_of_stream && ctx.upstream_time.is_none() {
             ctx.upstream_time = ctx.upstream_start.map(|s| s.elapsed());
         }
@@ -704,6 +727,23 @@ impl ProxyHttp for Proxy {
                 .with_label_values(&[ctx.tenant_label(), kind])
                 .inc();
         }
+        let stale = ctx
+            .cache_pending
+            .as_ref()
+            .and_then(|p| p.stale.clone())
+            .filter(|_| upstream && code >= 500);
+        if let (Some(entry), None) = (stale, session.response_written()) {
+            ctx.cache_status = Some(Status::Stale);
+            let id = ctx.call.as_ref().and_then(|c| c.id.clone());
+            let reply = hit_reply(&entry, ctx.coding, id.as_ref(), Status::Stale);
+            if let Err(err) = self.write_reply(session, ctx, reply).await {
+                log::debug!("could not send the stale answer: {err}");
+            }
+            return FailToProxy {
+                error_code: 200,
+                can_reuse_downstream: false,
+            };
+        }
         if code > 0 && session.response_written().is_none() {
             let reply = if code == 408 {
                 plain(408, "request timeout\n")
@@ -746,6 +786,7 @@ impl ProxyHttp for Proxy {
                 .with_label_values(&[ctx.tenant_label(), reason])
                 .inc();
         }
+        self.cache_complete(session, e, status, ctx).await;
         if ctx.chain_forwarded {
             if let (Some(rt), Some(t), Some(call)) =
                 (ctx.runtime.clone(), ctx.tenant.clone(), ctx.call.as_ref())
@@ -770,7 +811,7 @@ impl ProxyHttp for Proxy {
             bytes: session.body_bytes_sent(),
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             upstream_ms: ctx.upstream_time.map(|d| d.as_secs_f64() * 1000.0),
-            cache: None,
+            cache: ctx.cache_status.map(Status::as_str),
             model: ctx.call.as_ref().and_then(|c| c.model.as_deref()),
             rpc_method: ctx
                 .call
@@ -790,6 +831,207 @@ impl ProxyHttp for Proxy {
 }
 
 impl Proxy {
+    /// A page load with `?debug=` switches the Odoo session's debug mode, which changes what
+    /// `fields_get`, views and menus return: the session's cache entries end here.
+    async fn debug_switch(&self, session: &Session, tenant: &Tenant) {
+        let req = session.req_header();
+        let debug = req.uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv == "debug" || kv.starts_with("debug="))
+        });
+        if !debug {
+            return;
+        }
+        if let Some(id) = jsonrpc::session_cookie(&req.headers)
+            .and_then(|sid| self.shared.cache.session_identity(sid))
+        {
+            self.shared.cache.end_identity(tenant.name(), &id).await;
+        }
+    }
+
+    /// The cache's request side for a parsed call: a hit becomes the answer; a miss is noted
+    /// for the response side.
+    async fn cache_lookup(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        tenant: &Tenant,
+        call: &Call,
+    ) -> Option<Reply> {
+        if matches!(call.shape, bridgecore_filters::Shape::XmlRpc { .. }) {
+            return None;
+        }
+        let cfg = &rt.config.cache;
+        let no_cache = session
+            .get_header(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|d| matches!(d.trim(), "no-cache" | "no-store"))
+            });
+        let plan = self.shared.cache.plan(
+            cfg,
+            tenant.name(),
+            call,
+            ctx.odoo_session.as_deref(),
+            no_cache,
+        );
+        let Some(plan) = plan else {
+            ctx.cache_status = Some(Status::Bypass);
+            return None;
+        };
+        match self
+            .shared
+            .cache
+            .lookup(tenant.name(), plan, cfg.lock_timeout)
+            .await
+        {
+            Lookup::Hit(entry) => {
+                ctx.cache_status = Some(Status::Hit);
+                let mut reply = hit_reply(&entry, ctx.coding, call.id.as_ref(), Status::Hit);
+                if ctx.chain_forwarded {
+                    // The chain's response side still adds its headers to a hit.
+                    let headers = http::HeaderMap::new();
+                    let mut head = ResponseHead::new(200, &headers);
+                    let mut ex = exchange!(session, ctx, tenant);
+                    rt.chain.on_response(&mut ex, call, &mut head).await;
+                    apply_edits(&mut reply, head.into_edits());
+                }
+                Some(reply)
+            }
+            Lookup::Miss(pending) => {
+                ctx.cache_status = Some(Status::Miss);
+                ctx.cache_max = cfg.max_entry_size.min(usize::MAX as u64) as usize;
+                ctx.cache_pending = Some(pending);
+                None
+            }
+            Lookup::Bypass => {
+                ctx.cache_status = Some(Status::Bypass);
+                None
+            }
+        }
+    }
+
+    /// The cache's response side, when Odoo's answer head arrives: `X-Cache`, whether to
+    /// collect the body, a stale answer instead of a 5xx, and a write's invalidation (before
+    /// its answer reaches the client, so the client's next read is fresh everywhere).
+    async fn cache_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        let status = resp.status.as_u16();
+        if status >= 500 {
+            if let Some(stale) = ctx.cache_pending.as_ref().and_then(|p| p.stale.clone()) {
+                resp.set_status(200)?;
+                for name in [
+                    header::CONTENT_LENGTH,
+                    header::CONTENT_ENCODING,
+                    header::SET_COOKIE,
+                    header::TRANSFER_ENCODING,
+                ] {
+                    resp.remove_header(&name);
+                }
+                let id = ctx.call.as_ref().and_then(|c| c.id.as_ref());
+                let len = stale.bodies.render(None, id).0.len();
+                resp.insert_header(header::CONTENT_LENGTH, len.to_string())?;
+                resp.insert_header(header::CONTENT_TYPE, "application/json")?;
+                ctx.serve_stale = Some(stale);
+                ctx.cache_status = Some(Status::Stale);
+            }
+        }
+        if let Some(st) = ctx.cache_status {
+            resp.insert_header("x-cache", st.as_str())?;
+        }
+        if ctx.cache_pending.is_some() && ctx.serve_stale.is_none() {
+            let storable = status == 200
+                && resp.headers.get(header::SET_COOKIE).is_none()
+                && resp.headers.get(header::CONTENT_ENCODING).is_none()
+                && content_length_of(resp).is_none_or(|n| n <= ctx.cache_max as u64);
+            if storable {
+                ctx.cache_body = Some(BytesMut::with_capacity(
+                    content_length_of(resp).unwrap_or(16 * 1024) as usize,
+                ));
+            }
+        }
+        self.invalidate_write(ctx).await;
+        Ok(())
+    }
+
+    /// Bumps the generations a forwarded write affects, once per request.
+    async fn invalidate_write(&self, ctx: &mut RequestCtx) {
+        if ctx.invalidated || !ctx.class.is_some_and(Class::is_write) {
+            return;
+        }
+        let (Some(rt), Some(tenant)) = (ctx.runtime.as_ref(), ctx.tenant.as_ref()) else {
+            return;
+        };
+        ctx.invalidated = true;
+        let cache = &self.shared.cache;
+        let path = ctx.call.as_ref().map_or("", |c| c.path.as_str());
+        if matches!(path, "/web/session/destroy" | "/web/session/logout") {
+            // Logging out changes no data: it ends this session's entries only.
+            return;
+        }
+        cache
+            .invalidate(&rt.config.cache, tenant.name(), ctx.call.as_deref(), path)
+            .await;
+    }
+
+    /// The cache's end of a request: store a good miss, release its followers, count, and
+    /// make sure a write that never got an answer head still invalidates.
+    async fn cache_complete(
+        &self,
+        session: &Session,
+        e: Option<&Error>,
+        status: u16,
+        ctx: &mut RequestCtx,
+    ) {
+        let Some(tenant) = ctx.tenant.clone() else {
+            return;
+        };
+        if ctx.answered_by.is_none() {
+            if ctx.class.is_some_and(Class::is_write) && !ctx.invalidated {
+                if ctx.call.is_none() {
+                    // An unparsed write's route, for the metric.
+                    let path = session.req_header().uri.path().to_owned();
+                    ctx.invalidated = true;
+                    if let Some(rt) = ctx.runtime.as_ref() {
+                        self.shared
+                            .cache
+                            .invalidate(&rt.config.cache, tenant.name(), None, &path)
+                            .await;
+                    }
+                } else {
+                    self.invalidate_write(ctx).await;
+                }
+            }
+            let req = session.req_header();
+            let logout = matches!(
+                req.uri.path(),
+                "/web/session/destroy" | "/web/session/logout"
+            );
+            if logout {
+                if let Some(id) = jsonrpc::session_cookie(&req.headers)
+                    .and_then(|sid| self.shared.cache.session_identity(sid))
+                {
+                    self.shared.cache.end_identity(tenant.name(), &id).await;
+                }
+            }
+        }
+        if let Some(pending) = ctx.cache_pending.take() {
+            let body = ctx
+                .cache_body
+                .take()
+                .filter(|_| e.is_none() && status == 200 && ctx.serve_stale.is_none())
+                .map(BytesMut::freeze);
+            self.shared
+                .cache
+                .complete(tenant.name(), *pending, body)
+                .await;
+        }
+        if let Some(st) = ctx.cache_status {
+            self.shared.cache.count(tenant.name(), st);
+        }
+    }
+
     /// BridgeCore's own `/api/v1` endpoints (see `api`): the body is read whole, bounded.
     async fn own_api(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let Some(rt) = ctx.runtime.clone() else {
@@ -1083,6 +1325,52 @@ impl Proxy {
         session.write_response_body(Some(body), true).await?;
         Ok(())
     }
+}
+
+/// A cache hit (or stale answer) as a reply: the stored form in the client's coding when it
+/// was precompressed (so the compression module leaves it alone), re-stamped with the
+/// request's JSON-RPC `id`.
+fn hit_reply(
+    entry: &Entry,
+    coding: Option<Coding>,
+    id: Option<&serde_json::Value>,
+    status: Status,
+) -> Reply {
+    let (body, encoded) = entry.bodies.render(coding, id);
+    let mut reply = Reply::json(200, body).with_header(
+        HeaderName::from_static("x-cache"),
+        HeaderValue::from_static(status.as_str()),
+    );
+    if let Some(c) = encoded {
+        reply = reply
+            .with_header(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(c.token()),
+            )
+            .with_header(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    reply
+}
+
+/// Applies the chain's header edits to a reply BridgeCore writes itself.
+fn apply_edits(reply: &mut Reply, edits: Vec<HeaderEdit>) {
+    for edit in edits {
+        match edit {
+            HeaderEdit::Set(name, value) => {
+                reply.headers.retain(|(n, _)| *n != name);
+                reply.headers.push((name, value));
+            }
+            HeaderEdit::Append(name, value) => reply.headers.push((name, value)),
+            HeaderEdit::Remove(name) => reply.headers.retain(|(n, _)| *n != name),
+        }
+    }
+}
+
+fn content_length_of(resp: &ResponseHeader) -> Option<u64> {
+    resp.headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// How long BridgeCore keeps reading (and discarding) a request body it refused, so that the

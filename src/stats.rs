@@ -163,8 +163,7 @@ pub(crate) async fn stats(shared: &Shared, tenant: &Tenant) -> Value {
         "requests_by_category": by_category,
         "rate_limited_requests": rate_limited_total,
         "rate_limited_by_category": rate_limited,
-        // The response cache arrives with its own issue; until then nothing is cached.
-        "cache_hit_ratio": Value::Null,
+        "cache_hit_ratio": shared.cache.hit_ratio(tenant.name()),
         "upstreams": upstreams_json(&tenant.upstreams, &health),
         "time_unit": "ms",
     })

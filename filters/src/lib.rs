@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod call;
 pub mod classify;
 pub mod domain;

@@ -13,6 +13,7 @@ use bridgecore_filters::{
 use serde_json::{json, Value};
 
 use super::{bearer, count_refusal, detail, too_many, with_limit, ApiRequest};
+use crate::cache::{Lookup, Status};
 use crate::gate;
 use crate::runtime::Runtime;
 use crate::tenant::Tenant;
@@ -70,7 +71,7 @@ pub(super) async fn call(
     if let Some(d) = decision.as_ref().filter(|d| !d.allowed) {
         return too_many(d);
     }
-    let reply = run(rt, tenant, req, call, &authed.session.odoo_session).await;
+    let reply = run(shared, rt, tenant, req, call, &authed.session.odoo_session).await;
     if reply.status == 401 {
         // Odoo no longer knows the session: the token is useless, end it here too.
         let _ = shared.sessions.delete(&authed.session.sid).await;
@@ -80,6 +81,7 @@ pub(super) async fn call(
 
 /// Runs the chain and, unless a filter answers, the call on Odoo.
 async fn run(
+    shared: &Shared,
     rt: &Arc<Runtime>,
     tenant: &Arc<Tenant>,
     req: &ApiRequest<'_>,
@@ -103,6 +105,36 @@ async fn run(
             rewritten: Some(new),
         } => (*new, true),
     };
+    // The response cache, as on the JSON-RPC routes (same keys: a token caller is its Odoo
+    // session).
+    let cache = &shared.cache;
+    let cfg = &rt.config.cache;
+    let mut pending = None;
+    if let Some(plan) = cache.plan(cfg, tenant.name(), &call, Some(odoo_session), false) {
+        match cache.lookup(tenant.name(), plan, cfg.lock_timeout).await {
+            Lookup::Hit(entry) => {
+                cache.count(tenant.name(), Status::Hit);
+                let served = Served {
+                    cached: true,
+                    optimized,
+                };
+                let text = String::from_utf8_lossy(entry.bodies.result());
+                let mut reply = answer(api::ApiAnswer::result_text(&text, served));
+                if !rt.chain.is_empty() {
+                    let headers = http::HeaderMap::new();
+                    let mut head = ResponseHead::new(200, &headers);
+                    rt.chain.on_response(&mut ex, &call, &mut head).await;
+                    apply(&mut reply, head.into_edits());
+                    rt.chain
+                        .on_complete(&mut ex, &call, Outcome::Answered(200))
+                        .await;
+                }
+                return reply;
+            }
+            Lookup::Miss(p) => pending = Some(p),
+            Lookup::Bypass => {}
+        }
+    }
     let params = json!({
         "model": call.model,
         "method": call.method,
@@ -118,6 +150,25 @@ async fn run(
         Ok(_) | Err(OdooError::Odoo { .. }) => Outcome::Answered(200),
         Err(_) => Outcome::Failed,
     };
+    if call.class().is_write() {
+        // Before the answer goes out, whatever the outcome (Odoo may have committed).
+        cache
+            .invalidate(cfg, tenant.name(), Some(&call), &call.path)
+            .await;
+    }
+    let status = match (&pending, &result) {
+        (Some(_), _) => Status::Miss,
+        _ => Status::Bypass,
+    };
+    if let Some(p) = pending {
+        let text = result
+            .as_ref()
+            .ok()
+            .and_then(|v| serde_json::to_vec(v).ok())
+            .map(bytes::Bytes::from);
+        cache.complete_result(tenant.name(), *p, text).await;
+    }
+    cache.count(tenant.name(), status);
     let mut edits = Vec::new();
     if !rt.chain.is_empty() {
         let headers = http::HeaderMap::new();
@@ -135,6 +186,11 @@ async fn run(
             optimized,
         },
     ));
+    apply(&mut reply, edits);
+    reply
+}
+
+fn apply(reply: &mut Reply, edits: Vec<HeaderEdit>) {
     for edit in edits {
         match edit {
             HeaderEdit::Set(name, value) => {
@@ -145,7 +201,6 @@ async fn run(
             HeaderEdit::Remove(name) => reply.headers.retain(|(n, _)| *n != name),
         }
     }
-    reply
 }
 
 /// A filter's own answer, in the API's shape: a JSON-RPC result becomes `{result, cached}`, a

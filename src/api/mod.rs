@@ -123,12 +123,52 @@ pub(crate) async fn handle(
                     let (status, body) = crate::stats::health(tenant).await;
                     json_reply(status, &body)
                 }
-                // The cache endpoints arrive with the response cache.
-                _ => detail(501, "the response cache is not available in this version"),
+                _ => {
+                    let (status, body) =
+                        cache_admin(shared, tenant.name(), sub, req.head.uri.query()).await;
+                    json_reply(status, &body)
+                }
             };
         }
     }
     detail(404, "no such endpoint")
+}
+
+/// `GET .../cache/stats` and `DELETE .../cache/clear[?model=…]` (on both listeners). A clear
+/// bumps generations, so with Redis it holds for every instance.
+pub(crate) async fn cache_admin(
+    shared: &Shared,
+    tenant: &str,
+    sub: &str,
+    query: Option<&str>,
+) -> (u16, serde_json::Value) {
+    if sub == "cache/stats" {
+        return (200, shared.cache.stats(tenant));
+    }
+    let model = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "model")
+            .map(|(_, v)| v.into_owned())
+    });
+    if let Some(m) = &model {
+        let valid = !m.is_empty()
+            && m.len() <= 128
+            && m.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+        if !valid {
+            return (
+                400,
+                serde_json::json!({"detail": "`model` must be an Odoo model name"}),
+            );
+        }
+    }
+    match shared.cache.clear(tenant, model.as_deref()).await {
+        Ok(()) => (
+            200,
+            serde_json::json!({"cleared": true, "tenant": tenant, "model": model}),
+        ),
+        Err(e) => (503, serde_json::json!({"detail": e.to_string()})),
+    }
 }
 
 fn json_reply(status: u16, body: &serde_json::Value) -> Reply {

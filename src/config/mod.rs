@@ -294,12 +294,37 @@ impl CacheTtl {
 }
 
 /// One entry of `cache.models`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ModelCacheConfig {
+    /// Cache this model's reads at all. Default true.
+    pub enabled: bool,
     /// Overrides the method TTL for this model.
     pub ttl: Option<Duration>,
     /// Same data for every user: the key drops the caller's identity. Default false.
     pub shared: bool,
+}
+
+impl Default for ModelCacheConfig {
+    fn default() -> Self {
+        ModelCacheConfig {
+            enabled: true,
+            ttl: None,
+            shared: false,
+        }
+    }
+}
+
+/// What a write invalidates (`cache.invalidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// The written model and every model whose reads it can change, learned from `fields_get`;
+    /// the whole tenant for security/config models, unknown methods and while the graph is
+    /// unknown.
+    Graph,
+    /// The written model only (the original backend's behaviour).
+    Model,
+    /// The whole tenant.
+    Tenant,
 }
 
 /// The `cache:` section.
@@ -313,6 +338,15 @@ pub struct CacheConfig {
     pub max_memory: u64,
     /// HMAC key for credential identities; `None` (empty) means a random key per start.
     pub key_secret: Option<String>,
+    /// The largest answer stored, in bytes. Default 1 MiB.
+    pub max_entry_size: u64,
+    /// How long past its TTL an entry may be served (`X-Cache: STALE`) while Odoo is down or
+    /// answers 5xx. Default 0 (off).
+    pub stale_if_error: Duration,
+    /// What a write invalidates. Default graph.
+    pub invalidation: Invalidation,
+    /// How long concurrent identical misses wait for the first one's answer. Default 5 s.
+    pub lock_timeout: Duration,
     /// TTLs.
     pub ttl: CacheTtl,
     /// Per-model settings, by model name. Default none.
@@ -326,6 +360,10 @@ impl Default for CacheConfig {
             backend: CacheBackend::Memory,
             max_memory: 256 * 1024 * 1024,
             key_secret: None,
+            max_entry_size: 1024 * 1024,
+            stale_if_error: Duration::ZERO,
+            invalidation: Invalidation::Graph,
+            lock_timeout: Duration::from_secs(5),
             ttl: CacheTtl::default(),
             models: BTreeMap::new(),
         }

@@ -113,6 +113,10 @@ pub(crate) struct CacheFile {
     pub backend: Option<String>,
     pub max_memory: Option<String>,
     pub key_secret: Option<String>,
+    pub max_entry_size: Option<String>,
+    pub stale_if_error: Option<String>,
+    pub invalidation: Option<String>,
+    pub lock_timeout: Option<String>,
     /// `default` plus per-method TTLs; a `null` method removes that method's default TTL.
     pub ttl: Option<BTreeMap<String, Option<String>>>,
     pub models: Option<BTreeMap<String, ModelFile>>,
@@ -121,6 +125,7 @@ pub(crate) struct CacheFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModelFile {
+    pub enabled: Option<bool>,
     pub ttl: Option<String>,
     pub shared: Option<bool>,
 }

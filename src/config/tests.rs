@@ -394,6 +394,7 @@ websocket: {poll_interval: 250ms}
     assert_eq!(
         c.models["res.country"],
         ModelCacheConfig {
+            enabled: true,
             ttl: Some(Duration::from_secs(86_400)),
             shared: true
         }

@@ -18,7 +18,7 @@ use super::schema::{
 use super::yaml::{self, path_string, Kind, Node, Pos, Problem, Scalar, Seg};
 use super::{
     AuthConfig, CacheBackend, CacheConfig, CompressionConfig, Config, HealthCheckConfig,
-    JwtAlgorithm, JwtConfig, ModelCacheConfig, OptimizerConfig, RateLimitConfig,
+    Invalidation, JwtAlgorithm, JwtConfig, ModelCacheConfig, OptimizerConfig, RateLimitConfig,
     RateLimitOverrides, RedisConfig, ServerConfig, TenantConfig, TlsListener, WebsocketConfig,
 };
 
@@ -749,6 +749,32 @@ impl<'a> Validator<'a> {
             );
         }
 
+        let max_entry_size = self.size(
+            f.max_entry_size.as_ref(),
+            &p("max_entry_size"),
+            d.max_entry_size,
+        );
+        let stale_if_error = self.duration(
+            f.stale_if_error.as_ref(),
+            &p("stale_if_error"),
+            d.stale_if_error,
+        );
+        let lock_timeout =
+            self.duration(f.lock_timeout.as_ref(), &p("lock_timeout"), d.lock_timeout);
+        let invalidation = match f.invalidation.as_deref() {
+            None => d.invalidation,
+            Some("graph") => Invalidation::Graph,
+            Some("model") => Invalidation::Model,
+            Some("tenant") => Invalidation::Tenant,
+            Some(other) => {
+                self.value_err(
+                    &p("invalidation"),
+                    format!("unknown scope `{other}`: expected `graph`, `model` or `tenant`"),
+                );
+                d.invalidation
+            }
+        };
+
         let mut ttl = d.ttl;
         for (method, value) in f.ttl.unwrap_or_default() {
             let path = [key("cache"), key("ttl"), Seg::Key(&method)];
@@ -794,7 +820,15 @@ impl<'a> Validator<'a> {
                 .as_ref()
                 .map(|text| self.duration(Some(text), &ttl_path, Duration::ZERO));
             let shared = m.shared.unwrap_or_default();
-            models.insert(model, ModelCacheConfig { ttl, shared });
+            let enabled = m.enabled.unwrap_or(true);
+            models.insert(
+                model,
+                ModelCacheConfig {
+                    enabled,
+                    ttl,
+                    shared,
+                },
+            );
         }
 
         CacheConfig {
@@ -802,6 +836,10 @@ impl<'a> Validator<'a> {
             backend,
             max_memory,
             key_secret,
+            max_entry_size,
+            stale_if_error,
+            invalidation,
+            lock_timeout,
             ttl,
             models,
         }

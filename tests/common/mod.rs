@@ -232,3 +232,50 @@ pub async fn metric_appears(bc: &Running, line: &str) {
     let line = line.to_string();
     eventually(move || String::from_utf8_lossy(&handle.metrics()).contains(&line)).await;
 }
+
+/// A private Redis server this test can stop.
+pub struct OwnRedis {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl OwnRedis {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed to run this test");
+        let mut own = OwnRedis { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return own;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        own.stop();
+        panic!("redis-server did not start on {port}");
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

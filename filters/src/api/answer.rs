@@ -54,7 +54,8 @@ impl ApiAnswer {
         ApiAnswer::result_text(&text, served)
     }
 
-    fn result_text(result: &str, served: Served) -> ApiAnswer {
+    /// The same, from the result's JSON text (a cache hit holds the text, not a value).
+    pub fn result_text(result: &str, served: Served) -> ApiAnswer {
         let mut body = Vec::with_capacity(result.len() + 48);
         body.extend_from_slice(b"{\"result\":");
         body.extend_from_slice(result.as_bytes());

@@ -639,9 +639,85 @@ impl Dataset {
         self.users.push(u);
         self
     }
+    /// Adds (or replaces) a model; when the dataset has `ir.model`, also lists it there.
     pub fn add_model(&mut self, m: Model) -> &mut Self {
         self.models.insert(m.name.clone(), m);
+        self.sync_ir_model();
         self
+    }
+
+    /// Adds `ir.model` (see [`Dataset::ir_model`]), listing every model of the dataset,
+    /// itself included. [`Dataset::demo`] has it; models added later with
+    /// [`Dataset::add_model`] are listed too.
+    pub fn add_ir_model(&mut self) -> &mut Self {
+        self.add_model(Dataset::ir_model())
+    }
+
+    /// The `ir.model` model: one record per model (`model`, `name` = the description,
+    /// `state` = `base`, `transient` = false), order `model`, readable by every internal
+    /// user (`base.group_user`), writable by nobody but admins (as in Odoo, where only
+    /// `base.group_system` may change it).
+    pub fn ir_model() -> Model {
+        Model::new("ir.model", "Models")
+            .field("model", Field::char("Model").required())
+            .field("name", Field::char("Model Description").required())
+            .field(
+                "state",
+                Field::selection(
+                    "Type",
+                    &[("manual", "Custom Object"), ("base", "Base Object")],
+                )
+                .default(json!("manual")),
+            )
+            .field(
+                "transient",
+                Field::boolean("Transient Model").default(json!(false)),
+            )
+            .order("model")
+            .access(Access::restricted().group("base.group_user", Perms::READ))
+    }
+
+    /// Makes `ir.model`'s records list exactly the dataset's models (a no-op without
+    /// `ir.model`). Existing records keep their ids; new ones take the next ids. Call it
+    /// after inserting into [`Dataset::models`] directly.
+    pub fn sync_ir_model(&mut self) {
+        let names: Vec<(String, String)> = self
+            .models
+            .values()
+            .map(|m| (m.name.clone(), m.description.clone()))
+            .collect();
+        let Some(ir) = self.models.get_mut("ir.model") else {
+            return;
+        };
+        let listed = |r: &Record| r.get("model").and_then(Value::as_str).map(str::to_string);
+        ir.records
+            .retain(|_, r| listed(r).is_some_and(|m| names.iter().any(|(n, _)| *n == m)));
+        let have: Vec<String> = ir.records.values().filter_map(listed).collect();
+        let stamp = "2024-01-15 09:00:00";
+        for (name, description) in names {
+            if have.contains(&name) {
+                continue;
+            }
+            let id = ir
+                .next_id
+                .max(ir.records.keys().next_back().map(|k| k + 1).unwrap_or(1));
+            let mut rec = Record::new();
+            for (k, v) in [
+                ("id", json!(id)),
+                ("model", json!(name)),
+                ("name", json!(description)),
+                ("state", json!("base")),
+                ("transient", json!(false)),
+                ("create_date", json!(stamp)),
+                ("write_date", json!(stamp)),
+                ("create_uid", json!(1)),
+                ("write_uid", json!(1)),
+            ] {
+                rec.insert(k.to_string(), v);
+            }
+            ir.records.insert(id, rec);
+            ir.next_id = id + 1;
+        }
     }
     pub fn user(&self, uid: i64) -> Option<&User> {
         self.users.iter().find(|u| u.uid == uid)
@@ -715,7 +791,9 @@ impl Dataset {
     ///   "Personal Order Lines" on sale.order.line `[["order_id.user_id","=","uid"]]`,
     ///   both for `sales_team.group_sale_salesman`;
     /// * ACLs: demo may read/write/create but not unlink sale.order(.line); only read
-    ///   res.users, res.country, res.company, product.product; full res.partner.
+    ///   res.users, res.country, res.company, product.product; full res.partner;
+    /// * `ir.model` lists every model (itself included, and models added later); any
+    ///   internal user may read it.
     pub fn demo() -> Dataset {
         demo_dataset()
     }
@@ -1139,6 +1217,7 @@ fn demo_dataset() -> Dataset {
     }
     // Settle stored computes without bumping the fixed demo write_dates.
     crate::orm::recompute(&mut ds, false);
+    ds.add_ir_model();
     ds
 }
 

@@ -40,6 +40,8 @@ pub mod domain;
 pub mod multipart;
 pub mod orm;
 mod server;
+#[cfg(test)]
+mod tests;
 mod ws;
 pub mod xmlrpc;
 
@@ -57,7 +59,7 @@ pub use data::{
 };
 pub use domain::eval_domain;
 pub use orm::OdooError;
-pub use server::{py_json, session_info, SEEN_BODY_CAP};
+pub use server::{py_json, session_info, RPC_COOKIE, SEEN_BODY_CAP};
 pub use ws::WS_VERSION_18;
 
 use server::{lock, BusMsg, State};
@@ -108,6 +110,48 @@ impl Seen {
             return Some(format!("{s}.{}", p.get("method")?.as_str()?));
         }
         p.get("method").and_then(Value::as_str).map(str::to_string)
+    }
+    /// `(model, method)` of an ORM call, whichever protocol carried it: `call_kw` and
+    /// `call_button` (`params.model` / `params.method`), `/jsonrpc` and XML-RPC `object`
+    /// `execute_kw` / `execute` (`args[3]` / `args[4]`), `/json/2/<model>/<method>`.
+    /// `None` for anything else (and for bodies cut at [`SEEN_BODY_CAP`]).
+    pub fn orm_call(&self) -> Option<(String, String)> {
+        let path = self.path_only();
+        let pair = |m: Option<&Value>, f: Option<&Value>| -> Option<(String, String)> {
+            Some((m?.as_str()?.to_string(), f?.as_str()?.to_string()))
+        };
+        if path.starts_with("/web/dataset/call_kw") || path.starts_with("/web/dataset/call_button")
+        {
+            let j = self.json()?;
+            let p = j.get("params")?;
+            return pair(p.get("model"), p.get("method"));
+        }
+        if path == "/jsonrpc" {
+            let j = self.json()?;
+            let p = j.get("params")?;
+            let execute = matches!(
+                p.get("method").and_then(Value::as_str),
+                Some("execute_kw" | "execute")
+            );
+            if p.get("service").and_then(Value::as_str) != Some("object") || !execute {
+                return None;
+            }
+            let args = p.get("args")?;
+            return pair(args.get(3), args.get(4));
+        }
+        if let Some(rest) = path.strip_prefix("/json/2/") {
+            let (model, method) = rest.split_once('/')?;
+            return Some((model.to_string(), method.to_string()));
+        }
+        if path.starts_with("/xmlrpc/") && path.ends_with("/object") {
+            let (method, params) =
+                xmlrpc::decode_call(std::str::from_utf8(&self.body).ok()?).ok()?;
+            if method != "execute_kw" && method != "execute" {
+                return None;
+            }
+            return pair(params.get(3), params.get(4));
+        }
+        None
     }
 }
 
@@ -242,6 +286,15 @@ impl FakeOdoo {
             .filter(|s| s.path.starts_with(prefix))
             .count()
     }
+    /// Number of ORM calls of `method` on `model` that reached it, over every protocol
+    /// (see [`Seen::orm_call`]); `"*"` matches any model or any method.
+    pub fn count_calls(&self, model: &str, method: &str) -> usize {
+        lock(&self.state.seen)
+            .iter()
+            .filter_map(Seen::orm_call)
+            .filter(|(m, f)| (model == "*" || m == model) && (method == "*" || f == method))
+            .count()
+    }
     /// Number of requests that arrived on `port`.
     pub fn count_port(&self, port: Port) -> usize {
         lock(&self.state.seen)
@@ -261,6 +314,22 @@ impl FakeOdoo {
     /// Every answer (on both ports) waits `d` after the request was read.
     pub fn set_delay(&self, d: Duration) {
         *lock(&self.state.delay) = d;
+    }
+    /// ORM calls of `method` (any model, any protocol; see [`Seen::orm_call`]) wait `d`
+    /// more before they are answered (after [`FakeOdoo::set_delay`]'s wait); `Duration::ZERO`
+    /// removes it. The call runs against the data as it is once the wait is over.
+    pub fn set_method_delay(&self, method: &str, d: Duration) {
+        let mut delays = lock(&self.state.method_delays);
+        if d.is_zero() {
+            delays.remove(method);
+        } else {
+            delays.insert(method.to_string(), d);
+        }
+    }
+    /// When on, every JSON-RPC answer (`type='json'` routes: `call_kw`, `/jsonrpc`, `/web/session/*`, ...)
+    /// also carries `Set-Cookie: `[`RPC_COOKIE`], like Odoo answers that touch the session.
+    pub fn set_rpc_cookie(&self, on: bool) {
+        self.state.rpc_cookie.store(on, Ordering::Relaxed);
     }
     /// Keep-alive for new connections; when off, answers carry `Connection: close`.
     pub fn set_keep_alive(&self, on: bool) {

@@ -30,6 +30,9 @@ pub(crate) type Resp = Response<Full<Bytes>>;
 /// Bodies kept in [`Seen::body`] are truncated to this many bytes.
 pub const SEEN_BODY_CAP: usize = 16 * 1024 * 1024;
 
+/// What JSON-RPC answers set while [`crate::FakeOdoo::set_rpc_cookie`] is on.
+pub const RPC_COOKIE: &str = "fake_odoo_rpc=1; Path=/; HttpOnly";
+
 const LAST_MODIFIED: &str = "Mon, 15 Jan 2024 09:00:00 GMT";
 
 #[derive(Clone, Debug)]
@@ -48,6 +51,10 @@ pub(crate) struct State {
     pub data: Arc<Mutex<Dataset>>,
     pub seen: Mutex<Vec<Seen>>,
     pub delay: Mutex<Duration>,
+    /// Extra wait before answering ORM calls of a method (see [`Seen::orm_call`]).
+    pub method_delays: Mutex<HashMap<String, Duration>>,
+    /// JSON-RPC answers carry a `Set-Cookie` header.
+    pub rpc_cookie: AtomicBool,
     pub keep_alive: AtomicBool,
     /// What `/web/health` says: pass (200) or fail (503).
     pub healthy: AtomicBool,
@@ -73,6 +80,8 @@ impl State {
             data: Arc::new(Mutex::new(data)),
             seen: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
+            method_delays: Mutex::new(HashMap::new()),
+            rpc_cookie: AtomicBool::new(false),
             keep_alive: AtomicBool::new(keep_alive),
             healthy: AtomicBool::new(true),
             ws_on_http: AtomicBool::new(ws_on_http),
@@ -92,6 +101,17 @@ impl State {
 
     async fn apply_delay(&self) {
         let d = *lock(&self.delay);
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    async fn apply_method_delay(&self, call: Option<(String, String)>) {
+        let Some((_, method)) = call else { return };
+        let d = lock(&self.method_delays)
+            .get(&method)
+            .copied()
+            .unwrap_or_default();
         if !d.is_zero() {
             tokio::time::sleep(d).await;
         }
@@ -406,8 +426,11 @@ async fn handle(
         } else {
             Bytes::copy_from_slice(&body[..SEEN_BODY_CAP])
         };
-        state.record(seen(kept, body.len() as u64));
+        let seen = seen(kept, body.len() as u64);
+        let call = seen.orm_call();
+        state.record(seen);
         state.apply_delay().await;
+        state.apply_method_delay(call).await;
         route(&state, port, peer, &method, &uri, &headers, &body).await
     };
     finish(&state, r)
@@ -1049,6 +1072,9 @@ fn json_rpc(state: &State, name: &str, path: &str, headers: &HeaderMap, body: &B
     };
     let mut cookies = Vec::new();
     let outcome = dispatch_json(state, name, headers, params, &mut cookies);
+    if state.rpc_cookie.load(Ordering::Relaxed) {
+        cookies.push(RPC_COOKIE.to_string());
+    }
     jsonrpc_reply(&id, outcome, &cookies)
 }
 

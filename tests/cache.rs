@@ -1,0 +1,889 @@
+//! The response cache (issue 4) end to end: real HTTP through BridgeCore to the fake Odoo,
+//! generations in a real Redis where the test says so.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const TOP: &str = "auth:\n  jwt: {secret: \"an-hs256-test-secret-of-more-than-32-bytes\"}\n";
+
+/// One `call_kw` on a cookie session: (`X-Cache`, body).
+async fn call_kw(
+    base: &str,
+    sid: &str,
+    model: &str,
+    method: &str,
+    args: Value,
+    kwargs: Value,
+    id: i64,
+) -> (String, Value) {
+    let r = client()
+        .post(format!("{base}/web/dataset/call_kw/{model}/{method}"))
+        .header("cookie", format!("session_id={sid}"))
+        .json(&rpc(
+            json!({"model": model, "method": method, "args": args, "kwargs": kwargs}),
+            id,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let xc = r
+        .headers()
+        .get("x-cache")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (xc, r.json().await.unwrap())
+}
+
+fn base(h: &Harness) -> String {
+    format!("http://{}", h.bc.addr())
+}
+
+async fn partners(h: &Harness, sid: &str, ctx: Value, id: i64) -> (String, Value) {
+    call_kw(
+        &base(h),
+        sid,
+        "res.partner",
+        "search_read",
+        json!([[]]),
+        json!({"fields": ["name", "email"], "context": ctx}),
+        id,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_repeated_read_is_a_hit_restamped_with_the_callers_id() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    let (x1, b1) = partners(&h, &sid, json!({"lang": "en_US"}), 1).await;
+    let (x2, b2) = partners(&h, &sid, json!({"lang": "en_US"}), 77).await;
+    assert_eq!((x1.as_str(), x2.as_str()), ("MISS", "HIT"));
+    assert_eq!(b2["id"], 77);
+    assert_eq!(b1["result"], b2["result"]);
+    assert!(b2["result"].as_array().unwrap().len() > 3);
+    assert_eq!(h.odoo.count_calls("res.partner", "search_read"), 1);
+    // A write is BYPASS, and so is a read the allowlist does not know.
+    let (xw, _) = call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "onchange",
+        json!([[], {}, [], {}]),
+        json!({}),
+        3,
+    )
+    .await;
+    assert_eq!(xw, "BYPASS");
+}
+
+#[tokio::test]
+async fn other_callers_and_contexts_miss() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let admin = h.odoo.new_session(2);
+    let admin2 = h.odoo.new_session(2);
+    let demo = h.odoo.new_session(6);
+    let ctx = json!({"lang": "en_US", "allowed_company_ids": [1]});
+    assert_eq!(partners(&h, &admin, ctx.clone(), 1).await.0, "MISS");
+    assert_eq!(partners(&h, &admin, ctx.clone(), 2).await.0, "HIT");
+    // Another session (even of the same user), another user, another lang, other companies.
+    assert_eq!(partners(&h, &admin2, ctx.clone(), 3).await.0, "MISS");
+    assert_eq!(partners(&h, &demo, ctx.clone(), 4).await.0, "MISS");
+    for other in [
+        json!({"lang": "fr_FR", "allowed_company_ids": [1]}),
+        json!({"lang": "en_US", "allowed_company_ids": [1, 2]}),
+        json!({"lang": "en_US", "allowed_company_ids": [1], "active_test": false}),
+    ] {
+        assert_eq!(
+            partners(&h, &admin, other.clone(), 5).await.0,
+            "MISS",
+            "{other}"
+        );
+    }
+    // Key order inside the context does not matter.
+    assert_eq!(
+        partners(
+            &h,
+            &admin,
+            json!({"allowed_company_ids": [1], "lang": "en_US"}),
+            6
+        )
+        .await
+        .0,
+        "HIT"
+    );
+}
+
+async fn jsonrpc_read(h: &Harness, uid: i64, password: &str, id: i64) -> (String, Value) {
+    let r = client()
+        .post(h.url("/jsonrpc"))
+        .json(&rpc(
+            json!({"service": "object", "method": "execute_kw", "args": ["odoo", uid, password, "res.partner", "search_read", [[]], {"fields": ["name"], "limit": 5}]}),
+            id,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let xc = r
+        .headers()
+        .get("x-cache")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (xc, r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_never_served_from_the_cache() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    assert_eq!(jsonrpc_read(&h, 2, "admin", 1).await.0, "MISS");
+    let (x, b) = jsonrpc_read(&h, 2, "admin", 2).await;
+    assert_eq!(x, "HIT");
+    assert_eq!(b["id"], 2);
+    let (x, b) = jsonrpc_read(&h, 2, "wrong", 3).await;
+    assert_eq!(x, "MISS");
+    assert!(b.get("error").is_some(), "{b}");
+    assert!(b.get("result").is_none());
+    // The error was not stored either.
+    let (x, b) = jsonrpc_read(&h, 2, "wrong", 4).await;
+    assert_eq!(x, "MISS");
+    assert!(b.get("error").is_some());
+    assert_eq!(h.odoo.count_calls("res.partner", "search_read"), 3);
+}
+
+#[tokio::test]
+async fn a_shared_model_is_shared_between_users() {
+    let cache = "cache:\n  models:\n    res.country: {shared: true}\n";
+    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
+    let (a, b) = (h.odoo.new_session(2), h.odoo.new_session(6));
+    let read = |sid: String, id| {
+        let base = base(&h);
+        async move {
+            call_kw(
+                &base,
+                &sid,
+                "res.country",
+                "search_read",
+                json!([[]]),
+                json!({"fields": ["name"]}),
+                id,
+            )
+            .await
+        }
+    };
+    assert_eq!(read(a.clone(), 1).await.0, "MISS");
+    assert_eq!(read(b.clone(), 2).await.0, "HIT");
+    // Not shared: partners stay per caller.
+    assert_eq!(partners(&h, &a, json!({}), 3).await.0, "MISS");
+    assert_eq!(partners(&h, &b, json!({}), 4).await.0, "MISS");
+}
+
+#[tokio::test]
+async fn a_write_makes_the_next_read_fresh() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    let read = || async {
+        call_kw(
+            &base(&h),
+            &sid,
+            "res.partner",
+            "read",
+            json!([[3]]),
+            json!({"fields": ["name"]}),
+            1,
+        )
+        .await
+    };
+    assert_eq!(read().await.0, "MISS");
+    assert_eq!(read().await.0, "HIT");
+    let (x, b) = call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "write",
+        json!([[3], {"name": "Renamed Through BridgeCore"}]),
+        json!({}),
+        2,
+    )
+    .await;
+    assert_eq!(x, "BYPASS");
+    assert_eq!(b["result"], true);
+    let (x, b) = read().await;
+    assert_eq!(x, "MISS");
+    assert_eq!(b["result"][0]["name"], "Renamed Through BridgeCore");
+    // A failed write invalidates too: Odoo may have committed part of it.
+    assert_eq!(read().await.0, "HIT");
+    let (_, b) = call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "write",
+        json!([[3], {"no_such_field": 1}]),
+        json!({}),
+        3,
+    )
+    .await;
+    assert!(b.get("error").is_some(), "{b}");
+    assert_eq!(read().await.0, "MISS");
+}
+
+#[tokio::test]
+async fn writes_through_one_instance_invalidate_another_sharing_redis() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let redis = "redis:\n  url: \"redis://127.0.0.1:6379/0\"\ncache:\n  backend: redis\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n";
+    let start = || {
+        let (text, _, _) = yaml(
+            &[TenantSpec::for_odoo(
+                &format!("t{}", std::process::id()),
+                &["erp.example.com"],
+                &odoo,
+            )],
+            &format!("{TOP}{redis}"),
+        );
+        start_yaml(&text, Vec::new())
+    };
+    let (a, b) = (start(), start());
+    let (ua, ub) = (
+        format!("http://{}", a.addr()),
+        format!("http://{}", b.addr()),
+    );
+    let sid = odoo.new_session(2);
+    // Unique per run: entries of earlier runs in the shared Redis must not answer.
+    let tag = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let read = |u: String| {
+        let sid = sid.clone();
+        let tag = tag.clone();
+        async move {
+            call_kw(
+                &u,
+                &sid,
+                "res.partner",
+                "read",
+                json!([[7]]),
+                json!({"fields": ["name"], "context": {"run": tag}}),
+                1,
+            )
+            .await
+        }
+    };
+    assert_eq!(read(ua.clone()).await.0, "MISS");
+    // The entry is written to Redis once the answer is sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The other instance finds the entry in Redis.
+    assert_eq!(read(ub.clone()).await.0, "HIT");
+    let (_, w) = call_kw(
+        &ua,
+        &sid,
+        "res.partner",
+        "write",
+        json!([[7], {"name": "Written On A"}]),
+        json!({}),
+        2,
+    )
+    .await;
+    assert_eq!(w["result"], true);
+    let (x, b) = read(ub.clone()).await;
+    assert_eq!(x, "MISS", "instance B serves A's write at once");
+    assert_eq!(b["result"][0]["name"], "Written On A");
+}
+
+fn graph_tenant() -> &'static str {
+    "service_login: admin\nservice_password: admin\n"
+}
+
+async fn wait_for_graph(h: &Harness) {
+    for _ in 0..300 {
+        let s: Value = client()
+            .get(h.admin("/api/v1/systems/odoo/cache/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if s["graph_models"].as_u64().is_some_and(|n| n > 0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the dependency graph was not learned");
+}
+
+async fn order_total(h: &Harness, sid: &str) -> (String, Value) {
+    call_kw(
+        &base(h),
+        sid,
+        "sale.order",
+        "read",
+        json!([[1]]),
+        json!({"fields": ["amount_total"]}),
+        1,
+    )
+    .await
+}
+
+async fn line_of_order(h: &Harness, sid: &str) -> i64 {
+    let (_, b) = call_kw(
+        &base(h),
+        sid,
+        "sale.order.line",
+        "search",
+        json!([[["order_id", "=", 1]]]),
+        json!({"limit": 1}),
+        9,
+    )
+    .await;
+    b["result"][0].as_i64().unwrap()
+}
+
+async fn write_line(h: &Harness, sid: &str, line: i64, qty: f64) {
+    let (_, b) = call_kw(
+        &base(h),
+        sid,
+        "sale.order.line",
+        "write",
+        json!([[line], {"product_uom_qty": qty}]),
+        json!({}),
+        2,
+    )
+    .await;
+    assert_eq!(b["result"], true, "{b}");
+}
+
+#[tokio::test]
+async fn graph_invalidation_follows_computed_fields_model_scope_does_not() {
+    let h = Harness::with(Dataset::demo(), graph_tenant(), TOP, Vec::new());
+    wait_for_graph(&h).await;
+    let sid = h.odoo.new_session(2);
+    let line = line_of_order(&h, &sid).await;
+    let (_, before) = order_total(&h, &sid).await;
+    assert_eq!(order_total(&h, &sid).await.0, "HIT");
+    write_line(&h, &sid, line, 17.0).await;
+    let (x, after) = order_total(&h, &sid).await;
+    assert_eq!(x, "MISS", "the order's total depends on its lines");
+    assert_ne!(before["result"], after["result"]);
+
+    // `model` scope: the original backend's behaviour serves the stale total.
+    let cache = "cache:\n  invalidation: model\n";
+    let h = Harness::with(
+        Dataset::demo(),
+        graph_tenant(),
+        &format!("{TOP}{cache}"),
+        Vec::new(),
+    );
+    let sid = h.odoo.new_session(2);
+    let line = line_of_order(&h, &sid).await;
+    order_total(&h, &sid).await;
+    write_line(&h, &sid, line, 17.0).await;
+    assert_eq!(order_total(&h, &sid).await.0, "HIT");
+}
+
+#[tokio::test]
+async fn security_writes_and_unknown_methods_flush_the_tenant() {
+    let h = Harness::with(Dataset::demo(), graph_tenant(), TOP, Vec::new());
+    wait_for_graph(&h).await;
+    let sid = h.odoo.new_session(2);
+    let warm = || async { partners(&h, &sid, json!({}), 1).await.0 };
+    warm().await;
+    assert_eq!(warm().await, "HIT");
+    // A groups change may change what anybody sees.
+    call_kw(
+        &base(&h),
+        &sid,
+        "res.groups",
+        "write",
+        json!([[1], {"name": "x"}]),
+        json!({}),
+        2,
+    )
+    .await;
+    assert_eq!(warm().await, "MISS");
+    assert_eq!(warm().await, "HIT");
+    // A business method on an unrelated model: anything may have changed.
+    call_kw(
+        &base(&h),
+        &sid,
+        "sale.order",
+        "action_confirm",
+        json!([[1]]),
+        json!({}),
+        3,
+    )
+    .await;
+    assert_eq!(warm().await, "MISS");
+    assert_eq!(warm().await, "HIT");
+    // A plain write on an unrelated model under the graph: partners stay cached.
+    let line = line_of_order(&h, &sid).await;
+    write_line(&h, &sid, line, 3.0).await;
+    assert_eq!(warm().await, "HIT");
+}
+
+#[tokio::test]
+async fn a_read_overtaken_by_a_write_is_not_stored() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    h.odoo
+        .set_method_delay("search_read", Duration::from_millis(400));
+    let slow = {
+        let base = base(&h);
+        let sid = sid.clone();
+        tokio::spawn(async move {
+            call_kw(
+                &base,
+                &sid,
+                "res.partner",
+                "search_read",
+                json!([[["id", "=", 8]]]),
+                json!({"fields": ["name"]}),
+                1,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "write",
+        json!([[8], {"name": "Changed Mid-Read"}]),
+        json!({}),
+        2,
+    )
+    .await;
+    let (x, _) = slow.await.unwrap();
+    assert_eq!(x, "MISS");
+    h.odoo.set_method_delay("search_read", Duration::ZERO);
+    let (x, b) = call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "search_read",
+        json!([[["id", "=", 8]]]),
+        json!({"fields": ["name"]}),
+        3,
+    )
+    .await;
+    assert_eq!(x, "MISS", "the overtaken answer was not stored: {b}");
+    assert_eq!(b["result"][0]["name"], "Changed Mid-Read");
+}
+
+#[tokio::test]
+async fn answers_that_set_cookies_are_not_stored() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    h.odoo.set_rpc_cookie(true);
+    assert_eq!(partners(&h, &sid, json!({}), 1).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, json!({}), 2).await.0, "MISS");
+    h.odoo.set_rpc_cookie(false);
+    assert_eq!(partners(&h, &sid, json!({}), 3).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, json!({}), 4).await.0, "HIT");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_identical_misses_make_one_upstream_call() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    h.odoo.set_delay(Duration::from_millis(300));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let base = base(&h);
+        let sid = sid.clone();
+        tasks.push(tokio::spawn(async move {
+            call_kw(
+                &base,
+                &sid,
+                "res.partner",
+                "search_read",
+                json!([[]]),
+                json!({"fields": ["name"]}),
+                i,
+            )
+            .await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (x, b) = t.await.unwrap();
+        assert_eq!(b["id"], i as i64);
+        assert!(b["result"].is_array());
+        statuses.push(x);
+    }
+    assert_eq!(h.odoo.count_calls("res.partner", "search_read"), 1);
+    assert_eq!(statuses.iter().filter(|s| *s == "MISS").count(), 1);
+}
+
+#[tokio::test]
+async fn stale_if_error_serves_the_last_good_answer_while_odoo_is_down() {
+    let cache = "cache:\n  stale_if_error: 60s\n  ttl: {search_read: 1s}\n";
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let (text, _, _) = yaml(
+        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
+        &format!("{TOP}{cache}"),
+    );
+    let bc = start_yaml(&text, Vec::new());
+    let u = format!("http://{}", bc.addr());
+    let sid = odoo.new_session(2);
+    let read = |id| {
+        let (u, sid) = (u.clone(), sid.clone());
+        async move {
+            call_kw(
+                &u,
+                &sid,
+                "res.partner",
+                "search_read",
+                json!([[]]),
+                json!({"fields": ["name"]}),
+                id,
+            )
+            .await
+        }
+    };
+    let (_, fresh) = read(1).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    odoo.stop();
+    let (x, b) = read(9).await;
+    assert_eq!(x, "STALE");
+    assert_eq!(b["id"], 9);
+    assert_eq!(b["result"], fresh["result"]);
+}
+
+#[tokio::test]
+async fn stale_answers_are_off_by_default() {
+    let cache = "cache:\n  ttl: {search_read: 1s}\n";
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let (text, _, _) = yaml(
+        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
+        &format!("{TOP}{cache}"),
+    );
+    let bc = start_yaml(&text, Vec::new());
+    let sid = odoo.new_session(2);
+    let body = rpc(
+        json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {}}),
+        1,
+    );
+    let send = || {
+        client()
+            .post(format!("http://{}/web/dataset/call_kw", bc.addr()))
+            .header("cookie", format!("session_id={sid}"))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(send().await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    odoo.stop();
+    assert_eq!(send().await.unwrap().status(), 502);
+}
+
+#[tokio::test]
+async fn stats_and_clear_on_both_listeners() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    partners(&h, &sid, json!({}), 1).await;
+    partners(&h, &sid, json!({}), 2).await;
+    partners(&h, &sid, json!({}), 3).await;
+    let stats = |url: String| async move {
+        let r = client().get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()
+    };
+    let s = stats(h.admin("/api/v1/systems/odoo/cache/stats")).await;
+    assert_eq!(s["hits"], 2, "{s}");
+    assert_eq!(s["misses"], 1);
+    assert!((s["hit_ratio"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(s["entries"], 1);
+    assert!(s["bytes"].as_u64().unwrap() > 100);
+    assert_eq!(s["top_models"][0]["model"], "res.partner");
+    assert_eq!(s["top_models"][0]["hits"], 2);
+    // The main listener wants an admin token.
+    let r = client()
+        .get(h.url("/api/v1/systems/odoo/cache/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let token = login_token(&h, "admin", "admin").await;
+    let r = client()
+        .get(h.url("/api/v1/systems/odoo/cache/stats"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let demo = login_token(&h, "demo", "demo").await;
+    let r = client()
+        .delete(h.url("/api/v1/systems/odoo/cache/clear"))
+        .bearer_auth(&demo)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Clearing another model keeps partners; clearing partners ends them.
+    let r = client()
+        .delete(h.url("/api/v1/systems/odoo/cache/clear?model=res.country"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(partners(&h, &sid, json!({}), 4).await.0, "HIT");
+    let r = client()
+        .delete(h.admin("/api/v1/systems/odoo/cache/clear?model=res.partner"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(partners(&h, &sid, json!({}), 5).await.0, "MISS");
+    let r = client()
+        .delete(h.admin("/api/v1/systems/odoo/cache/clear"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(partners(&h, &sid, json!({}), 6).await.0, "MISS");
+    let r = client()
+        .delete(h.admin("/api/v1/systems/odoo/cache/clear?model=bad%20name"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let s = stats(h.admin("/api/v1/systems/odoo/cache/stats")).await;
+    assert!(s["invalidations"].as_u64().unwrap() >= 3);
+    metric_appears(
+        &h.bc,
+        "bridgecore_cache_requests_total{result=\"hit\",tenant=\"odoo\"}",
+    )
+    .await;
+}
+
+async fn login_token(h: &Harness, login: &str, password: &str) -> String {
+    let r = client()
+        .post(h.url("/api/v1/auth/login"))
+        .json(&json!({"system_id": "odoo", "login": login, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    b["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_api_says_cached_and_shares_nothing_across_users() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let admin = login_token(&h, "admin", "admin").await;
+    let demo = login_token(&h, "demo", "demo").await;
+    let call = |token: String| {
+        let url = h.url("/api/v1/systems/odoo/odoo/search_read");
+        async move {
+            let r = client()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"model": "sale.order", "domain": [], "fields": ["name"]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let a1 = call(admin.clone()).await;
+    let a2 = call(admin.clone()).await;
+    assert_eq!(
+        (a1["cached"].clone(), a2["cached"].clone()),
+        (json!(false), json!(true))
+    );
+    assert_eq!(a1["result"], a2["result"]);
+    let d = call(demo.clone()).await;
+    assert_eq!(d["cached"], false);
+    // The record rule leaves demo fewer orders: nothing of admin's answer leaked.
+    assert!(d["result"].as_array().unwrap().len() < a1["result"].as_array().unwrap().len());
+    // A write through the API invalidates.
+    let r = client()
+        .post(h.url("/api/v1/systems/odoo/odoo/write"))
+        .bearer_auth(&admin)
+        .json(&json!({"model": "sale.order", "ids": [1], "values": {"note": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(call(admin.clone()).await["cached"], false);
+}
+
+#[tokio::test]
+async fn logout_and_debug_end_a_sessions_entries() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    partners(&h, &sid, json!({}), 1).await;
+    assert_eq!(partners(&h, &sid, json!({}), 2).await.0, "HIT");
+    // `?debug=1` on a page load switches the session's debug mode.
+    client()
+        .get(h.url("/odoo?debug=1"))
+        .header("cookie", format!("session_id={sid}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partners(&h, &sid, json!({}), 3).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, json!({}), 4).await.0, "HIT");
+    // Another session's entries stay.
+    let other = h.odoo.new_session(2);
+    partners(&h, &other, json!({}), 5).await;
+    client()
+        .post(h.url("/web/session/destroy"))
+        .header("cookie", format!("session_id={sid}"))
+        .json(&rpc(json!({}), 6))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partners(&h, &other, json!({}), 7).await.0, "HIT");
+}
+
+#[tokio::test]
+async fn gzip_brotli_and_zstd_hits_are_precompressed_and_restamped() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    let (_, plain) = partners(&h, &sid, json!({}), 1).await;
+    for (coding, id) in [("gzip", 11), ("br", 12), ("zstd", 13)] {
+        let r = client()
+            .post(h.url("/web/dataset/call_kw"))
+            .header("cookie", format!("session_id={sid}"))
+            .header("accept-encoding", coding)
+            .json(&rpc(
+                json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"fields": ["name", "email"], "context": {}}}),
+                id,
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-cache"], "HIT");
+        assert_eq!(r.headers()["content-encoding"], coding);
+        let raw = r.bytes().await.unwrap();
+        let decoded = decode(coding, &raw);
+        let b: Value = serde_json::from_slice(&decoded).unwrap();
+        assert_eq!(b["id"], id);
+        assert_eq!(b["result"], plain["result"]);
+    }
+}
+
+fn decode(coding: &str, raw: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        "gzip" => {
+            flate2::read::GzDecoder::new(raw)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "br" => {
+            brotli::Decompressor::new(raw, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "zstd" => out = zstd::stream::decode_all(raw).unwrap(),
+        _ => out = raw.to_vec(),
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_memory_store_stays_within_max_memory_under_churn() {
+    let cache = "cache:\n  max_memory: 64KiB\n";
+    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
+    let sid = h.odoo.new_session(2);
+    for i in 0..120 {
+        partners(&h, &sid, json!({"churn": i}), i).await;
+    }
+    let s: Value = client()
+        .get(h.admin("/api/v1/systems/odoo/cache/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(s["bytes"].as_u64().unwrap() <= 64 * 1024, "{s}");
+    assert!(s["evictions"].as_u64().unwrap() > 0, "{s}");
+}
+
+#[tokio::test]
+async fn redis_stopping_mid_run_means_bypass_not_errors() {
+    let mut own = OwnRedis::start();
+    let cache = format!(
+        "redis:\n  url: \"redis://127.0.0.1:{}/0\"\ncache:\n  backend: redis\n",
+        own.port
+    );
+    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
+    let sid = h.odoo.new_session(2);
+    assert_eq!(partners(&h, &sid, json!({}), 1).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, json!({}), 2).await.0, "HIT");
+    own.stop();
+    for i in 3..8 {
+        let (x, b) = partners(&h, &sid, json!({}), i).await;
+        assert_eq!(x, "BYPASS");
+        assert!(b["result"].is_array());
+    }
+    // Writes still go through (their bump is remembered for when Redis is back).
+    let (_, w) = call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "write",
+        json!([[3], {"name": "While Redis Was Down"}]),
+        json!({}),
+        9,
+    )
+    .await;
+    assert_eq!(w["result"], true);
+}
+
+#[tokio::test]
+async fn huge_and_deep_arguments_are_answered_not_crashed_on() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    let nest = |depth: usize| {
+        let mut deep = json!(1);
+        for _ in 0..depth {
+            deep = json!([deep]);
+        }
+        deep
+    };
+    // Odd but acceptable: keyed and cached like any other context.
+    let odd = json!({"odd": nest(40), "n": 1e300, "s": "\u{1F600}", "nil": null, "o": {"b": 1, "a": [2, {"z": 1, "y": 2}]}});
+    assert_eq!(partners(&h, &sid, odd.clone(), 1).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, odd, 2).await.0, "HIT");
+    // Too deep to parse: a JSON-RPC error, not a crash.
+    let r = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .header("cookie", format!("session_id={sid}"))
+        .json(&rpc(
+            json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"context": {"deep": nest(500)}}}),
+            3,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert!(b["error"]["message"].is_string(), "{b}");
+    let r = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .header("cookie", format!("session_id={sid}"))
+        .json(&rpc(
+            json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"context": "not an object"}}),
+            2,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().as_u16() < 500);
+}
