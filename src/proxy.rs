@@ -568,7 +568,8 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.cache_response(resp, ctx).await?;
+        let path = session.req_header().uri.path().to_owned();
+        self.cache_response(resp, ctx, &path).await?;
         if ctx.odoo_session.is_some() {
             hide_session_cookies(resp)?;
         } else {
@@ -916,7 +917,12 @@ impl Proxy {
     /// The cache's response side, when Odoo's answer head arrives: `X-Cache`, whether to
     /// collect the body, a stale answer instead of a 5xx, and a write's invalidation (before
     /// its answer reaches the client, so the client's next read is fresh everywhere).
-    async fn cache_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    async fn cache_response(
+        &self,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+        path: &str,
+    ) -> Result<()> {
         let status = resp.status.as_u16();
         if status >= 500 {
             if let Some(stale) = ctx.cache_pending.as_ref().and_then(|p| p.stale.clone()) {
@@ -951,12 +957,13 @@ impl Proxy {
                 ));
             }
         }
-        self.invalidate_write(ctx).await;
+        self.invalidate_write(ctx, path).await;
         Ok(())
     }
 
-    /// Bumps the generations a forwarded write affects, once per request.
-    async fn invalidate_write(&self, ctx: &mut RequestCtx) {
+    /// Bumps the generations a forwarded write affects, once per request. `path` is the
+    /// request's, for writes BridgeCore could not parse.
+    async fn invalidate_write(&self, ctx: &mut RequestCtx, path: &str) {
         if ctx.invalidated || !ctx.class.is_some_and(Class::is_write) {
             return;
         }
@@ -965,7 +972,6 @@ impl Proxy {
         };
         ctx.invalidated = true;
         let cache = &self.shared.cache;
-        let path = ctx.call.as_ref().map_or("", |c| c.path.as_str());
         if matches!(path, "/web/session/destroy" | "/web/session/logout") {
             // Logging out changes no data: it ends this session's entries only.
             return;
@@ -989,19 +995,8 @@ impl Proxy {
         };
         if ctx.answered_by.is_none() {
             if ctx.class.is_some_and(Class::is_write) && !ctx.invalidated {
-                if ctx.call.is_none() {
-                    // An unparsed write's route, for the metric.
-                    let path = session.req_header().uri.path().to_owned();
-                    ctx.invalidated = true;
-                    if let Some(rt) = ctx.runtime.as_ref() {
-                        self.shared
-                            .cache
-                            .invalidate(&rt.config.cache, tenant.name(), None, &path)
-                            .await;
-                    }
-                } else {
-                    self.invalidate_write(ctx).await;
-                }
+                let path = session.req_header().uri.path().to_owned();
+                self.invalidate_write(ctx, &path).await;
             }
             let req = session.req_header();
             let logout = matches!(

@@ -887,3 +887,141 @@ async fn huge_and_deep_arguments_are_answered_not_crashed_on() {
         .unwrap();
     assert!(r.status().as_u16() < 500);
 }
+
+#[tokio::test]
+async fn json2_reads_are_cached_per_api_key() {
+    let mut data = Dataset::demo();
+    data.json2 = true;
+    let h = Harness::with(data, "", TOP, Vec::new());
+    let call = |key: &'static str| {
+        let url = h.url("/json/2/res.partner/search_read");
+        async move {
+            let r = client()
+                .post(url)
+                .header("authorization", format!("bearer {key}"))
+                .header("x-odoo-database", "odoo")
+                .json(
+                    &json!({"domain": [["is_company", "=", true]], "fields": ["name"], "limit": 2}),
+                )
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let xc = r.headers()["x-cache"].to_str().unwrap().to_owned();
+            (status, xc, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s1, x1, b1) = call("admin-api-key").await;
+    let (s2, x2, b2) = call("admin-api-key").await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!((x1.as_str(), x2.as_str()), ("MISS", "HIT"));
+    // No envelope on /json/2: the hit is the bare result, byte for byte what Odoo sent.
+    assert_eq!(b1, b2);
+    assert_eq!(b2.as_array().unwrap().len(), 2);
+    let (s, x, _) = call("wrong-key").await;
+    assert_eq!((s, x.as_str()), (401, "MISS"));
+    let (s, _, _) = call("wrong-key").await;
+    assert_eq!(
+        s, 401,
+        "a refusal is never stored, and never answered from another key's entry"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_never_answers_means_bypass_quickly() {
+    // Accepts connections and reads, never answers: every Redis command times out.
+    let mute = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = mute.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in mute.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let cache =
+        format!("redis:\n  url: \"redis://127.0.0.1:{port}/0\"\ncache:\n  backend: redis\n");
+    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
+    let sid = h.odoo.new_session(2);
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        let (x, b) = partners(&h, &sid, json!({}), i).await;
+        assert_eq!(x, "BYPASS");
+        assert!(b["result"].is_array());
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn an_unknown_post_route_flushes_the_tenant_and_is_counted() {
+    let h = Harness::with(Dataset::demo(), graph_tenant(), TOP, Vec::new());
+    wait_for_graph(&h).await;
+    let sid = h.odoo.new_session(2);
+    partners(&h, &sid, json!({}), 1).await;
+    assert_eq!(partners(&h, &sid, json!({}), 2).await.0, "HIT");
+    client()
+        .post(h.url("/shop/cart/update"))
+        .header("cookie", format!("session_id={sid}"))
+        .form(&[("product_id", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partners(&h, &sid, json!({}), 3).await.0, "MISS");
+    metric_appears(
+        &h.bc,
+        "bridgecore_cache_unknown_writes_total{route=\"/shop/cart\",tenant=\"odoo\"} 1",
+    )
+    .await;
+    // Reads the cache may not store never invalidate: onchange, get_session_info.
+    partners(&h, &sid, json!({}), 4).await;
+    call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "onchange",
+        json!([[], {}, [], {}]),
+        json!({}),
+        5,
+    )
+    .await;
+    client()
+        .post(h.url("/web/session/get_session_info"))
+        .header("cookie", format!("session_id={sid}"))
+        .json(&rpc(json!({}), 6))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partners(&h, &sid, json!({}), 7).await.0, "HIT");
+}
+
+#[tokio::test]
+async fn excluded_models_and_no_cache_requests_bypass() {
+    let cache = "cache:\n  models:\n    res.partner: {enabled: false}\n";
+    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
+    let sid = h.odoo.new_session(2);
+    assert_eq!(partners(&h, &sid, json!({}), 1).await.0, "BYPASS");
+    assert_eq!(partners(&h, &sid, json!({}), 2).await.0, "BYPASS");
+    let country = |id, no_cache: bool| {
+        let (u, sid) = (h.url("/web/dataset/call_kw"), sid.clone());
+        async move {
+            let mut r = client()
+                .post(u)
+                .header("cookie", format!("session_id={sid}"));
+            if no_cache {
+                r = r.header("cache-control", "no-cache");
+            }
+            let r = r
+                .json(&rpc(
+                    json!({"model": "res.country", "method": "search_read", "args": [[]], "kwargs": {}}),
+                    id,
+                ))
+                .send()
+                .await
+                .unwrap();
+            r.headers()["x-cache"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(country(3, false).await, "MISS");
+    assert_eq!(country(4, true).await, "BYPASS");
+    assert_eq!(country(5, false).await, "HIT");
+    assert_eq!(h.odoo.count_calls("res.country", "search_read"), 2);
+}

@@ -295,6 +295,10 @@ pub(super) async fn logout(shared: &Shared, rt: &Runtime, req: &ApiRequest<'_>) 
         Err(e) => return store_down(e),
     };
     if let Some(s) = session {
+        if let Some(id) = shared.cache.session_identity(&s.odoo_session) {
+            // Its cache entries end with it (they were already unreachable without a token).
+            shared.cache.end_identity(&s.tenant, &id).await;
+        }
         if let Some(tenant) = rt.tenant(&s.tenant) {
             // End the Odoo session too; if Odoo is unreachable it still expires on its own.
             if let Err(e) = tenant

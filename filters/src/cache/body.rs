@@ -358,6 +358,9 @@ impl Bodies {
     /// 65 KB. `id` is the request's JSON-RPC id (`None` is written as `null`), ignored for
     /// [`Envelope::Bare`], which hands out the stored bytes without copying. A JSON-RPC hit
     /// costs one allocation of the exact size and a few copies.
+    ///
+    /// Send the body with this `Content-Encoding` and keep Pingora's compression module off it
+    /// (`adjust_level(0)`): an identity fallback would otherwise be compressed per hit.
     pub fn render(&self, coding: Option<Coding>, id: Option<&Value>) -> (Bytes, Option<Coding>) {
         if self.envelope == Envelope::Bare {
             let stored = match coding {
@@ -392,19 +395,19 @@ impl Bodies {
             }
             None => {}
         }
-        let mut out = Vec::with_capacity(PREFIX.len() + self.result.len() + tail.len);
+        let size = PREFIX.len() + self.result.len() + tail.len;
+        let mut out = Vec::with_capacity(size);
         out.extend_from_slice(PREFIX);
         out.extend_from_slice(&self.result);
         tail.write(&mut out);
-        debug_assert_eq!(out.len(), out.capacity());
+        debug_assert_eq!(out.len(), size);
         (out.into(), None)
     }
 
     fn render_gzip(&self, open: &[u8], tail: &Tail<'_>) -> Bytes {
         let blocks = tail.len.div_ceil(DEFLATE_STORED_MAX).max(1);
-        let mut out = Vec::with_capacity(
-            open.len() + blocks * DEFLATE_STORED_HEADER + tail.len + GZIP_TRAILER,
-        );
+        let size = open.len() + blocks * DEFLATE_STORED_HEADER + tail.len + GZIP_TRAILER;
+        let mut out = Vec::with_capacity(size);
         out.extend_from_slice(open);
         let mut crc = crc32fast::Hasher::new_with_initial_len(
             self.gzip_crc,
@@ -423,7 +426,7 @@ impl Bodies {
         let isize = (PREFIX.len() + self.result.len() + tail.len) as u64 as u32;
         out.extend_from_slice(&crc.finalize().to_le_bytes());
         out.extend_from_slice(&isize.to_le_bytes());
-        debug_assert_eq!(out.len(), out.capacity());
+        debug_assert_eq!(out.len(), size);
         out.into()
     }
 
@@ -651,7 +654,8 @@ fn blocks_of(
 }
 
 fn render_brotli(open: &[u8], tail: &Tail<'_>) -> Bytes {
-    let mut out = Vec::with_capacity(open.len() + BROTLI_OVERHEAD + tail.len);
+    let size = open.len() + BROTLI_OVERHEAD + tail.len;
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(open);
     // Meta-block header, LSB first: ISLAST=0, MNIBBLES=4 (code 0), MLEN-1 in 16 bits,
     // ISUNCOMPRESSED=1, then zero bits to the byte boundary: 24 bits.
@@ -659,13 +663,14 @@ fn render_brotli(open: &[u8], tail: &Tail<'_>) -> Bytes {
     out.extend_from_slice(&header.to_le_bytes()[..3]);
     tail.write(&mut out);
     out.push(BROTLI_LAST_EMPTY);
-    debug_assert_eq!(out.len(), out.capacity());
+    debug_assert_eq!(out.len(), size);
     out.into()
 }
 
 fn render_zstd(open: &[u8], tail: &Tail<'_>, block_max: usize) -> Bytes {
     let blocks = tail.len.div_ceil(block_max).max(1);
-    let mut out = Vec::with_capacity(open.len() + blocks * ZSTD_BLOCK_HEADER + tail.len);
+    let size = open.len() + blocks * ZSTD_BLOCK_HEADER + tail.len;
+    let mut out = Vec::with_capacity(size);
     out.extend_from_slice(open);
     let raw_header = |out: &mut Vec<u8>, len: usize, last: bool| {
         // Last_Block, Block_Type 0 (raw), Block_Size: 24 bits little-endian.
@@ -673,7 +678,7 @@ fn render_zstd(open: &[u8], tail: &Tail<'_>, block_max: usize) -> Bytes {
         out.extend_from_slice(&header.to_le_bytes()[..3]);
     };
     blocks_of(&mut out, tail, block_max, raw_header, |_| {});
-    debug_assert_eq!(out.len(), out.capacity());
+    debug_assert_eq!(out.len(), size);
     out.into()
 }
 
