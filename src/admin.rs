@@ -46,6 +46,19 @@ impl ServeHttp for AdminApp {
                 "text/plain; version=0.0.4",
                 self.shared.metrics.render(),
             ),
+            "/api/v1/ws/stats" => {
+                // Every system's, or `?system_id=`'s.
+                let only = session.req_header().uri.query().and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "system_id")
+                        .map(|(_, v)| v.into_owned())
+                });
+                respond(
+                    StatusCode::OK,
+                    "application/json",
+                    serde_json::to_vec(&self.shared.ws.stats(only.as_deref())).unwrap_or_default(),
+                )
+            }
             other => {
                 let method = session.req_header().method.clone();
                 let query = session.req_header().uri.query().map(str::to_owned);

@@ -103,6 +103,17 @@ pub struct RequestCtx {
     pub serve_stale: Option<Arc<crate::cache::store::Entry>>,
     /// The generations this write affects were bumped already.
     pub invalidated: bool,
+    /// A static file missed in the static cache: its key there.
+    pub static_key: Option<String>,
+    /// How long Odoo lets that answer be kept, and its headers (set when it may be kept).
+    pub static_keep: Option<(Duration, http::HeaderMap)>,
+    /// The answer made of a file from the tenant's filestore, sent instead of Odoo's
+    /// `X-Accel-Redirect` answer (written from `fail_to_proxy`: Odoo's answer has no body, so
+    /// Pingora would never ask for one).
+    pub sendfile: Option<bridgecore_filters::Reply>,
+    /// A bounded copy of a write's answer, for its change event (`ws`): whether it succeeded,
+    /// and the ids a `create` made.
+    pub ws_answer: Option<BytesMut>,
 }
 
 impl RequestCtx {
@@ -148,6 +159,10 @@ impl RequestCtx {
             cache_max: 0,
             serve_stale: None,
             invalidated: false,
+            static_key: None,
+            static_keep: None,
+            sendfile: None,
+            ws_answer: None,
         }
     }
 

@@ -58,10 +58,12 @@ pub mod redis_conn;
 pub mod runtime;
 pub mod sessions;
 pub mod signals;
+mod static_cache;
 mod stats;
 pub mod tenant;
 pub mod tls;
 pub mod tokens;
+mod ws;
 
 pub use bridgecore_filters as filters;
 
@@ -114,6 +116,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     /// The response cache (its stores and generations outlive reloads).
     pub(crate) cache: cache::Cache,
+    /// Static files and asset bundles (`cache.static`).
+    pub(crate) static_cache: static_cache::StaticCache,
     /// Metric handles for requests no tenant took.
     pub(crate) untenanted: metrics::TenantMetrics,
     pub(crate) access_log: AccessLog,
@@ -129,6 +133,8 @@ pub(crate) struct Shared {
     pub(crate) api_keys: gate::ApiKeyUids,
     /// The TLS listeners' certificate resolvers (re-read on reload).
     pub(crate) tls: tls::TlsListeners,
+    /// Live model updates: the `/api/v1/ws` sockets, their subscriptions, change events.
+    pub(crate) ws: ws::Hub,
 }
 
 /// Builds a [`BridgeCore`] from a configuration and the embedder's filters.
@@ -182,9 +188,13 @@ impl Builder {
             codings,
             proxy::COMPRESSION_LEVEL,
         );
+        let static_cache =
+            static_cache::StaticCache::new(self.config.cache.static_assets.max_memory);
         let runtime = Runtime::build(self.config, &self.filters, &metrics, None)?;
+        let ws = ws::Hub::new(&metrics, redis.clone())?;
         let shared = Shared {
             cache,
+            static_cache,
             runtime: ArcSwap::from_pointee(runtime),
             extra_filters: self.filters,
             untenanted: metrics.tenant("none"),
@@ -195,6 +205,7 @@ impl Builder {
             sessions,
             api_keys: gate::ApiKeyUids::default(),
             tls,
+            ws,
         };
         Ok(BridgeCore {
             shared: Arc::new(shared),
@@ -288,7 +299,13 @@ impl BridgeCore {
         let mut service =
             pingora::proxy::http_proxy_service_with_name(server_conf, proxy, "bridgecore");
         for addr in &self.shared.runtime.load().config.server.listen {
-            service.add_tcp(addr);
+            // No L4 read buffer on plain listeners (Pingora's default is 64 KiB per connection,
+            // zeroed): the HTTP header and body readers have buffers of their own, and idle
+            // `/api/v1/ws` sockets would each keep 64 KiB resident (issue 6, 10 000 sockets).
+            use pingora::listeners::{L4BufferSettings, ListenerConfig};
+            let buffers =
+                L4BufferSettings::new(0, pingora::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE);
+            service.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(buffers));
         }
         for (addr, resolver) in self.shared.tls.iter() {
             // Empty paths: the resolver supplies the certificates (Pingora then ignores them).
@@ -348,6 +365,12 @@ impl BridgeCore {
             },
         ));
         server.add_service(pingora::services::background::background_service(
+            "websocket hub",
+            ws::Service {
+                shared: self.shared.clone(),
+            },
+        ));
+        server.add_service(pingora::services::background::background_service(
             "access log",
             access_log::FlushAtShutdown(self.shared.access_log.clone()),
         ));
@@ -361,17 +384,19 @@ pub struct Running {
     handle: Handle,
     listen: SocketAddr,
     admin: Option<SocketAddr>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<ShutdownSignal>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-struct StopSignal(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+struct StopSignal(tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<ShutdownSignal>>>);
 
 #[async_trait::async_trait]
 impl ShutdownSignalWatch for StopSignal {
     async fn recv(&self) -> ShutdownSignal {
         if let Some(rx) = self.0.lock().await.take() {
-            let _ = rx.await;
+            if let Ok(signal) = rx.await {
+                return signal;
+            }
         }
         ShutdownSignal::FastShutdown
     }
@@ -450,9 +475,18 @@ impl Running {
         self.shutdown();
     }
 
+    /// Stops the server as SIGTERM does (services see the shutdown, then `grace_period`
+    /// passes) and waits for its thread.
+    pub fn stop_gracefully(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(ShutdownSignal::GracefulTerminate);
+        }
+        self.shutdown();
+    }
+
     fn shutdown(&mut self) {
         if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+            let _ = tx.send(ShutdownSignal::FastShutdown);
         }
         if let Some(t) = self.thread.take() {
             let _ = t.join();

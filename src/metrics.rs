@@ -226,6 +226,14 @@ impl Metrics {
         })
     }
 
+    /// Registers a metric defined elsewhere (the WebSocket hub's) in this registry.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(8192);

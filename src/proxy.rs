@@ -207,6 +207,12 @@ impl ProxyHttp for Proxy {
                 .await;
         }
 
+        if let Some(reply) = self.static_lookup(session, ctx, &rt, &tenant) {
+            return self
+                .answer(session, ctx, reply, "cache", "static_hit")
+                .await;
+        }
+
         if ctx.endpoint == Endpoint::Websocket {
             ctx.websocket = true;
             session.set_read_timeout(Some(WEBSOCKET_IDLE));
@@ -569,7 +575,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let path = session.req_header().uri.path().to_owned();
+        self.sendfile(resp, ctx).await?;
         self.cache_response(resp, ctx, &path).await?;
+        self.static_response(resp, ctx)?;
         if ctx.odoo_session.is_some() {
             hide_session_cookies(resp)?;
         } else {
@@ -667,6 +675,9 @@ impl ProxyHttp for Proxy {
                 buf.extend_from_slice(chunk);
             }
         }
+        if let Some(chunk) = body.as_ref() {
+            crate::ws::collect_chunk(ctx, chunk);
+        }
         if end_of_stream && ctx.upstream_time.is_none() {
             ctx.upstream_time = ctx.upstream_start.map(|s| s.elapsed());
         }
@@ -679,6 +690,18 @@ impl ProxyHttp for Proxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if let Some(reply) = ctx.sendfile.take() {
+            // Not a failure: Odoo's X-Accel-Redirect answer, with the file (see `sendfile`).
+            let status = reply.status;
+            if let Err(err) = self.write_reply(session, ctx, reply).await {
+                log::debug!("could not send the filestore answer: {err}");
+            }
+            ctx.answered_reason = Some("sendfile");
+            return FailToProxy {
+                error_code: status,
+                can_reuse_downstream: false,
+            };
+        }
         let upstream = matches!(e.esource(), pingora::ErrorSource::Upstream);
         let (code, kind, message) = match e.etype() {
             ErrorType::HTTPStatus(413) => {
@@ -788,6 +811,8 @@ impl ProxyHttp for Proxy {
                 .inc();
         }
         self.cache_complete(session, e, status, ctx).await;
+        self.static_store(e, status, ctx).await;
+        crate::ws::publish_answer(&self.shared, e.is_none(), status, ctx);
         if ctx.chain_forwarded {
             if let (Some(rt), Some(t), Some(call)) =
                 (ctx.runtime.clone(), ctx.tenant.clone(), ctx.call.as_ref())
@@ -848,6 +873,184 @@ impl Proxy {
         {
             self.shared.cache.end_identity(tenant.name(), &id).await;
         }
+    }
+
+    /// The static cache's request side: a kept file (or a 304 for it) becomes the answer; a
+    /// miss is noted for the response side.
+    fn static_lookup(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        tenant: &Tenant,
+    ) -> Option<Reply> {
+        let req = session.req_header();
+        let cfg = &rt.config.cache.static_assets;
+        let wanted = cfg.enabled
+            && req.method == Method::GET
+            && crate::static_cache::is_static(req.uri.path())
+            && req.headers.get(header::RANGE).is_none()
+            && req.headers.get(header::AUTHORIZATION).is_none();
+        if !wanted {
+            return None;
+        }
+        let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let key = crate::static_cache::StaticCache::key(tenant.name(), pq, ctx.coding);
+        let Some(asset) = self.shared.static_cache.get(&key) else {
+            ctx.static_key = Some(key);
+            return None;
+        };
+        let cache_status = (
+            HeaderName::from_static("x-cache"),
+            HeaderValue::from_static("HIT"),
+        );
+        if crate::static_cache::not_modified(
+            req.headers.get(header::IF_NONE_MATCH),
+            asset.etag.as_ref(),
+        ) {
+            let mut headers: Vec<_> = asset
+                .headers
+                .iter()
+                .filter(|(n, _)| {
+                    matches!(
+                        *n,
+                        header::ETAG | header::CACHE_CONTROL | header::EXPIRES | header::VARY
+                    )
+                })
+                .cloned()
+                .collect();
+            headers.push(cache_status);
+            return Some(Reply {
+                status: 304,
+                headers,
+                body: Bytes::new(),
+            });
+        }
+        let mut headers = asset.headers.clone();
+        headers.push(cache_status);
+        Some(Reply {
+            status: 200,
+            headers,
+            body: asset.body.clone(),
+        })
+    }
+
+    /// The static cache's response side: whether Odoo lets this answer be kept.
+    fn static_response(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        if ctx.static_key.is_none() {
+            return Ok(());
+        }
+        resp.insert_header("x-cache", "MISS")?;
+        let max = ctx
+            .runtime
+            .as_ref()
+            .map_or(0, |r| r.config.cache.static_assets.max_entry_size);
+        if resp.status.as_u16() != 200 || content_length_of(resp).is_some_and(|n| n > max) {
+            return Ok(());
+        }
+        if let Some(ttl) = crate::static_cache::freshness(&resp.headers) {
+            ctx.static_keep = Some((ttl, resp.headers.clone()));
+            ctx.cache_max = max.min(usize::MAX as u64) as usize;
+            ctx.cache_body = Some(BytesMut::with_capacity(
+                content_length_of(resp).unwrap_or(16 * 1024) as usize,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeps a static answer Odoo let be kept, compressed once in the client's coding.
+    async fn static_store(&self, e: Option<&Error>, status: u16, ctx: &mut RequestCtx) {
+        let (Some(key), Some((ttl, headers))) = (ctx.static_key.take(), ctx.static_keep.take())
+        else {
+            return;
+        };
+        let Some(body) = ctx
+            .cache_body
+            .take()
+            .filter(|_| e.is_none() && status == 200)
+        else {
+            return;
+        };
+        let body = body.freeze();
+        let min_size = ctx
+            .runtime
+            .as_ref()
+            .map_or(1000, |r| r.config.compression.min_size);
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let compress = ctx.coding.is_some() && compressible(ct) && body.len() as u64 >= min_size;
+        let coding = ctx.coding;
+        let shared = self.shared.clone();
+        let store = move || {
+            shared
+                .static_cache
+                .put(key, &headers, body, coding, ttl, compress)
+        };
+        if compress {
+            // Compressing a bundle takes milliseconds: off the async runtime.
+            let _ = tokio::task::spawn_blocking(store).await;
+        } else {
+            store();
+        }
+    }
+
+    /// Odoo's `--x-sendfile`: an answer with `X-Accel-Redirect: /web/filestore/<path>` is served
+    /// from the tenant's `filestore`, as nginx's internal location does. A path that leaves the
+    /// filestore, or a missing file, is a 404.
+    async fn sendfile(&self, resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(target) = resp
+            .headers
+            .get("x-accel-redirect")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+        else {
+            return Ok(());
+        };
+        let Some(root) = ctx.tenant.as_ref().and_then(|t| t.cfg.filestore.clone()) else {
+            return Ok(());
+        };
+        let rel = target.strip_prefix("/web/filestore/").unwrap_or("");
+        let safe = !rel.is_empty()
+            && rel
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains('\\'));
+        let file = if safe {
+            tokio::fs::read(std::path::Path::new(&root).join(rel))
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let (status, body) = match file {
+            Some(bytes) => (resp.status.as_u16(), Bytes::from(bytes)),
+            None => {
+                log::warn!("X-Accel-Redirect to `{target}`: no such file in the filestore");
+                (404, Bytes::from_static(b"not found\n"))
+            }
+        };
+        let mut headers: Vec<(HeaderName, HeaderValue)> = if status == 404 {
+            vec![(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))]
+        } else {
+            resp.headers
+                .iter()
+                .filter(|(n, _)| {
+                    !matches!(
+                        *n,
+                        &header::CONTENT_LENGTH | &header::TRANSFER_ENCODING | &header::CONNECTION
+                    )
+                })
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect()
+        };
+        headers.retain(|(n, _)| n.as_str() != "x-accel-redirect" && n.as_str() != "x-sendfile");
+        ctx.sendfile = Some(Reply {
+            status,
+            headers,
+            body,
+        });
+        Error::e_explain(ErrorType::Custom("sendfile"), "answered from the filestore")
     }
 
     /// The cache's request side for a parsed call: a hit becomes the answer; a miss is noted
@@ -958,6 +1161,7 @@ impl Proxy {
             }
         }
         self.invalidate_write(ctx, path).await;
+        crate::ws::collect_answer(&self.shared, resp, ctx);
         Ok(())
     }
 
@@ -1032,6 +1236,22 @@ impl Proxy {
         let Some(rt) = ctx.runtime.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no runtime");
         };
+        if crate::ws::is_socket_path(session.req_header().uri.path()) {
+            // BridgeCore's own WebSocket: served here for as long as it stays open (ws/).
+            return match crate::ws::handshake(session.req_header()) {
+                Err(reply) => {
+                    self.answer(session, ctx, reply, "bridgecore", "own_api")
+                        .await
+                }
+                Ok(hs) => {
+                    disable_compression(session);
+                    ctx.answered_by = Some("bridgecore");
+                    ctx.answered_reason = Some("websocket");
+                    crate::ws::serve(&self.shared, session, hs).await?;
+                    Ok(true)
+                }
+            };
+        }
         let body = match content_length(session) {
             Some(n) if n > api::MAX_API_BODY as u64 => None,
             Some(0) => Some(Bytes::new()),
@@ -1287,7 +1507,9 @@ impl Proxy {
         for (name, value) in reply.headers {
             head.append_header(name, value)?;
         }
-        head.insert_header(header::CONTENT_LENGTH, reply.body.len().to_string())?;
+        if reply.status != 304 {
+            head.insert_header(header::CONTENT_LENGTH, reply.body.len().to_string())?;
+        }
         head.insert_header("x-request-id", ctx.request_id.as_str())?;
         if ctx.tls {
             if let Some(hsts) = ctx

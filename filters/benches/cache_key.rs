@@ -1,7 +1,9 @@
 //! The pure request-side cost of a cache hit: parsing the web client's list-view call,
 //! the caller's identity (an HMAC of the session id), the key (canonical arguments, canonical
 //! domain and whole context under SHA-256), and the whole of it with the identity render of a
-//! ~12 KB stored answer. What is left of a hit's cost is Pingora's and the socket's.
+//! ~12 KB stored answer — by the canonical key (first sight of a call) and by the byte key
+//! (a repeated call: its arguments are never decoded). What is left of a hit's cost is
+//! Pingora's and the socket's.
 //!
 //! `cargo bench -p bridgecore-filters --bench cache_key -- --warm-up-time 1 --measurement-time 3`
 
@@ -51,6 +53,15 @@ fn bench(c: &mut Criterion) {
     c.bench_function("key of a parsed call", |b| {
         let id = Identity::of(&call.credential, secret).expect("a session");
         b.iter(|| CacheKey::of("odoo", Some(&id), black_box(&call)))
+    });
+    c.bench_function("hit by bytes: parse + identity + byte key + render", |b| {
+        b.iter(|| {
+            let call = parse(&ep, &head, black_box(WEB_SEARCH_READ.as_bytes())).expect("parses");
+            let id = Identity::of(&call.credential, secret).expect("a session");
+            let key = CacheKey::of_bytes("odoo", Some(&id), &call);
+            let out = bodies.render(None, call.id.as_ref());
+            (key, out)
+        })
     });
     c.bench_function("hit: parse + identity + key + render", |b| {
         b.iter(|| {

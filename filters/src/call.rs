@@ -125,6 +125,13 @@ impl Call {
         self.args.get()
     }
 
+    /// The request's own JSON text of the positional and keyword arguments, while neither has
+    /// been changed (`None` for built or rewritten calls): lets the cache find a repeated call by
+    /// its bytes without decoding them.
+    pub fn raw_arguments(&self) -> Option<(&str, &str)> {
+        Some((self.args.raw()?.get(), self.kwargs.raw()?.get()))
+    }
+
     /// Keyword arguments of the ORM method, `context` included when sent. Decoded from the
     /// request's text on first access, then cached.
     pub fn kwargs(&self) -> &Map<String, Value> {

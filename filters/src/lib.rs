@@ -17,7 +17,8 @@
 //! - [`error`] builds BridgeCore's own error answers in the caller's protocol;
 //! - [`units`] parses the durations, sizes and rates of the YAML file;
 //! - [`encoding`] negotiates response compression from `Accept-Encoding`;
-//! - [`forwarded`] computes the `X-Forwarded-*` headers Odoo's proxy mode reads.
+//! - [`forwarded`] computes the `X-Forwarded-*` headers Odoo's proxy mode reads;
+//! - [`ws`] is the live-updates WebSocket's protocol, change events and poller bookkeeping.
 
 pub mod api;
 pub mod auth;
@@ -36,6 +37,7 @@ pub mod rate_limit;
 pub mod rewrite;
 pub mod route;
 pub mod units;
+pub mod ws;
 
 pub use call::{Call, Credential, Shape};
 pub use classify::{Category, Class};

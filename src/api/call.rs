@@ -155,6 +155,10 @@ async fn run(
         cache
             .invalidate(cfg, tenant.name(), Some(&call), &call.path)
             .await;
+        // Live updates: the change a successful write made.
+        if let Ok(value) = &result {
+            shared.ws.publish_call(tenant.name(), &call, value);
+        }
     }
     let status = match (&pending, &result) {
         (Some(_), _) => Status::Miss,

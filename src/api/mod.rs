@@ -96,6 +96,22 @@ pub(crate) async fn handle(
             _ => detail(404, "no such endpoint"),
         };
     }
+    if rest == "ws/stats" {
+        // Live-updates statistics of the admin token's own system (all systems: the admin
+        // listener).
+        if *method != Method::GET {
+            return method_not_allowed("GET");
+        }
+        let authed = match bearer(shared, rt, &req).await {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        if !authed.claims.is_admin_for(&authed.claims.tenant) {
+            count_refusal(shared, "scope");
+            return detail(403, "an admin token is required");
+        }
+        return json_reply(200, &shared.ws.stats(Some(&authed.claims.tenant)));
+    }
     if let (Some(sys), Some(tenant)) = (rest.strip_prefix("systems/"), tenant) {
         let sub = sys.split_once('/').map_or("", |(_, s)| s);
         if let Some(op) = sub.strip_prefix("odoo/") {

@@ -77,6 +77,8 @@ impl Status {
 #[derive(Debug, Clone)]
 pub struct Plan {
     key: CacheKey,
+    /// The key by the request's own argument bytes, when it has them.
+    bytes_key: Option<CacheKey>,
     identity: Option<Identity>,
     model: String,
     ttl: Duration,
@@ -218,13 +220,20 @@ impl Cache {
         }
         let identity = self.identity(call, odoo_session)?;
         let identity = (!model_cfg.shared).then_some(identity);
-        let key = CacheKey::of(tenant, identity.as_ref(), call)?;
+        let bytes_key = CacheKey::of_bytes(tenant, identity.as_ref(), call);
+        // A call seen before is found by its bytes: no decoding of its arguments (the hit path
+        // of the web client, which repeats the same bytes with a new id).
+        let key = match bytes_key.and_then(|k| self.memory.alias(&k)) {
+            Some(canonical) => canonical,
+            None => CacheKey::of(tenant, identity.as_ref(), call)?,
+        };
         let ttl = model_cfg.ttl.unwrap_or_else(|| cfg.ttl.for_method(method));
         if ttl.is_zero() {
             return None;
         }
         Some(Plan {
             key,
+            bytes_key,
             identity,
             model: model.to_owned(),
             ttl,
@@ -272,6 +281,9 @@ impl Cache {
         }
         if let Some(e) = found {
             if e.is_fresh(now) {
+                if let Some(b) = plan.bytes_key {
+                    self.memory.set_alias(b, plan.key);
+                }
                 self.count_hit(tenant, &e.model);
                 return Lookup::Hit(e);
             }
@@ -371,6 +383,9 @@ impl Cache {
             }
         }
         self.put_memory(Arc::clone(&entry));
+        if let Some(b) = pending.plan.bytes_key {
+            self.memory.set_alias(b, pending.plan.key);
+        }
         if let Some(leader) = pending.leader {
             leader.publish(entry);
         }
@@ -683,6 +698,12 @@ fn bounded_route(path: &str) -> &'static str {
 
 /// Context flags that ask for live data: such calls are never stored or served from the cache.
 fn asks_for_live_data(call: &Call) -> bool {
+    // Most calls never mention the flag: their arguments need not be decoded to know it.
+    if let Some((_, kwargs)) = call.raw_arguments() {
+        if !kwargs.contains("no_cache") {
+            return false;
+        }
+    }
     call.context().is_some_and(|ctx| {
         ["bridgecore_no_cache", "no_cache"]
             .iter()

@@ -140,6 +140,10 @@ pub struct PutOutcome {
 /// The in-memory store.
 pub struct MemoryStore {
     ufo: TinyUfo<u64, Arc<Entry>>,
+    /// Byte keys ([`CacheKey::of_bytes`]) → canonical keys: a repeated call is found without
+    /// decoding its arguments. Values are two keys, not entries, so aliases never keep an
+    /// evicted entry alive.
+    aliases: TinyUfo<u64, (CacheKey, CacheKey)>,
     bytes: AtomicI64,
     entries: AtomicI64,
     evictions: AtomicU64,
@@ -156,6 +160,7 @@ impl MemoryStore {
         let estimated = (max_bytes as usize / (8 * UNIT)).clamp(64, 1 << 22);
         MemoryStore {
             ufo: TinyUfo::new(units, estimated),
+            aliases: TinyUfo::new(estimated * 2, estimated * 2),
             bytes: AtomicI64::new(0),
             entries: AtomicI64::new(0),
             evictions: AtomicU64::new(0),
@@ -197,6 +202,23 @@ impl MemoryStore {
             }
         }
         out
+    }
+
+    /// The canonical key a byte key was last seen with.
+    pub fn alias(&self, bytes_key: &CacheKey) -> Option<CacheKey> {
+        self.aliases
+            .get(&bytes_key.short())
+            .filter(|(b, _)| b == bytes_key)
+            .map(|(_, canonical)| canonical)
+    }
+
+    /// Remembers that `bytes_key` names the entry under `canonical`.
+    pub fn set_alias(&self, bytes_key: CacheKey, canonical: CacheKey) {
+        if self.alias(&bytes_key) != Some(canonical) {
+            let _ = self
+                .aliases
+                .put(bytes_key.short(), (bytes_key, canonical), 1);
+        }
     }
 
     /// Drops the entry under `key`.

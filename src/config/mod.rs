@@ -185,6 +185,9 @@ pub struct TenantConfig {
     pub require_jwt: bool,
     /// Allow `/web/database/*` (but the selector) and `/jsonrpc` `db` calls. Default false.
     pub allow_database_manager: bool,
+    /// Odoo's filestore directory, from which `X-Accel-Redirect: /web/filestore/...` answers
+    /// (Odoo's `--x-sendfile`) are served. Default none (such answers pass through).
+    pub filestore: Option<String>,
     /// This tenant's overrides of the global `rate_limits`.
     pub rate_limits: RateLimitOverrides,
     /// Active health checks of the upstreams.
@@ -235,6 +238,7 @@ impl Default for TenantConfig {
             service_password: None,
             require_jwt: false,
             allow_database_manager: false,
+            filestore: None,
             rate_limits: RateLimitOverrides::default(),
             health_check: HealthCheckConfig::default(),
         }
@@ -314,6 +318,28 @@ impl Default for ModelCacheConfig {
     }
 }
 
+/// `cache.static`: `/web/static/`, `/<module>/static/` and `/web/assets/` answers kept in
+/// memory as Odoo's `Cache-Control` allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticCacheConfig {
+    /// Default true.
+    pub enabled: bool,
+    /// Memory budget, in bytes. Default 64 MiB.
+    pub max_memory: u64,
+    /// The largest file kept, in bytes. Default 4 MiB.
+    pub max_entry_size: u64,
+}
+
+impl Default for StaticCacheConfig {
+    fn default() -> Self {
+        StaticCacheConfig {
+            enabled: true,
+            max_memory: 64 * 1024 * 1024,
+            max_entry_size: 4 * 1024 * 1024,
+        }
+    }
+}
+
 /// What a write invalidates (`cache.invalidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalidation {
@@ -347,6 +373,8 @@ pub struct CacheConfig {
     pub invalidation: Invalidation,
     /// How long concurrent identical misses wait for the first one's answer. Default 5 s.
     pub lock_timeout: Duration,
+    /// Static files and asset bundles (`cache.static`).
+    pub static_assets: StaticCacheConfig,
     /// TTLs.
     pub ttl: CacheTtl,
     /// Per-model settings, by model name. Default none.
@@ -364,6 +392,7 @@ impl Default for CacheConfig {
             stale_if_error: Duration::ZERO,
             invalidation: Invalidation::Graph,
             lock_timeout: Duration::from_secs(5),
+            static_assets: StaticCacheConfig::default(),
             ttl: CacheTtl::default(),
             models: BTreeMap::new(),
         }
@@ -559,17 +588,54 @@ impl Default for CompressionConfig {
     }
 }
 
-/// The `websocket:` section.
+/// The `websocket:` section: BridgeCore's own live-updates WebSocket (`/api/v1/ws`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WebsocketConfig {
     /// How often subscribed models are polled for changes made outside BridgeCore. Default 5 s.
     pub poll_interval: Duration,
+    /// How far back each poll looks again, for transactions that commit late with an older
+    /// `write_date` (odoo-protocol.md §8.5). Default 60 s.
+    pub poll_overlap: Duration,
+    /// How often BridgeCore pings each socket and re-checks its token's session (revocation).
+    /// Default 30 s.
+    pub ping_interval: Duration,
+    /// How long a socket without a token in its request may take to send `auth`. Default 10 s.
+    pub auth_timeout: Duration,
+    /// Sockets per tenant. Default 10000.
+    pub max_connections: usize,
+    /// Sockets per user of a tenant. Default 20.
+    pub max_connections_per_user: usize,
+    /// Subscriptions per socket. Default 100.
+    pub max_subscriptions: usize,
+    /// `record_ids` per subscription. Default 1000.
+    pub max_record_ids: usize,
+    /// Messages waiting to be sent to one socket; a socket whose queue overflows is a slow
+    /// consumer and is closed with 1013. Default 256.
+    pub queue_size: usize,
+    /// The largest message (and frame) a client may send, in bytes. Default 64 KiB.
+    pub max_message_size: u64,
+    /// Messages a client may send; above it they are answered `rate_limited`, and a client
+    /// that keeps sending at several times the rate is closed with 1008. Default 20/second.
+    pub message_rate: Rate,
+    /// How long one write to a socket may block before the socket is dropped. Default 30 s.
+    pub send_timeout: Duration,
 }
 
 impl Default for WebsocketConfig {
     fn default() -> Self {
         WebsocketConfig {
             poll_interval: Duration::from_secs(5),
+            poll_overlap: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(30),
+            auth_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            max_connections_per_user: 20,
+            max_subscriptions: 100,
+            max_record_ids: 1000,
+            queue_size: 256,
+            max_message_size: 64 * 1024,
+            message_rate: Rate::per_second(20),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -83,6 +83,7 @@ pub(crate) struct TenantFile {
     pub service_password: Option<String>,
     pub require_jwt: Option<bool>,
     pub allow_database_manager: Option<bool>,
+    pub filestore: Option<String>,
     pub rate_limits: Option<RateOverridesFile>,
     pub health_check: Option<HealthCheckFile>,
 }
@@ -117,9 +118,19 @@ pub(crate) struct CacheFile {
     pub stale_if_error: Option<String>,
     pub invalidation: Option<String>,
     pub lock_timeout: Option<String>,
+    #[serde(rename = "static")]
+    pub static_assets: Option<StaticFile>,
     /// `default` plus per-method TTLs; a `null` method removes that method's default TTL.
     pub ttl: Option<BTreeMap<String, Option<String>>>,
     pub models: Option<BTreeMap<String, ModelFile>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StaticFile {
+    pub enabled: Option<bool>,
+    pub max_memory: Option<String>,
+    pub max_entry_size: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,4 +194,15 @@ pub(crate) struct CompressionFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebsocketFile {
     pub poll_interval: Option<String>,
+    pub poll_overlap: Option<String>,
+    pub ping_interval: Option<String>,
+    pub auth_timeout: Option<String>,
+    pub max_connections: Option<u64>,
+    pub max_connections_per_user: Option<u64>,
+    pub max_subscriptions: Option<u64>,
+    pub max_record_ids: Option<u64>,
+    pub queue_size: Option<u64>,
+    pub max_message_size: Option<String>,
+    pub message_rate: Option<String>,
+    pub send_timeout: Option<String>,
 }

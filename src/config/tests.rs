@@ -502,7 +502,7 @@ websocket:
             "11:5: unknown key `secrt` in `auth.jwt` (did you mean `secret`?)",
             "14:28: unknown key `share` in `cache.models.res.partner` (did you mean `shared`?)",
             "15:1: unknown key `colour` at the top level (expected one of: server, redis, tenants, cache, rate_limits, auth, optimizer, compression, websocket)",
-            "17:5: unknown key `bogus_setting` in `websocket` (expected one of: poll_interval)",
+            "17:5: unknown key `bogus_setting` in `websocket` (expected one of: poll_interval, poll_overlap, ping_interval, auth_timeout, max_connections, max_connections_per_user, max_subscriptions, max_record_ids, queue_size, max_message_size, message_rate, send_timeout)",
         ]
     );
 }

@@ -19,7 +19,8 @@ use super::yaml::{self, path_string, Kind, Node, Pos, Problem, Scalar, Seg};
 use super::{
     AuthConfig, CacheBackend, CacheConfig, CompressionConfig, Config, HealthCheckConfig,
     Invalidation, JwtAlgorithm, JwtConfig, ModelCacheConfig, OptimizerConfig, RateLimitConfig,
-    RateLimitOverrides, RedisConfig, ServerConfig, TenantConfig, TlsListener, WebsocketConfig,
+    RateLimitOverrides, RedisConfig, ServerConfig, StaticCacheConfig, TenantConfig, TlsListener,
+    WebsocketConfig,
 };
 
 /// Everything one load produced; the drift test reads `structs`.
@@ -761,6 +762,18 @@ impl<'a> Validator<'a> {
         );
         let lock_timeout =
             self.duration(f.lock_timeout.as_ref(), &p("lock_timeout"), d.lock_timeout);
+        let sd = d.static_assets;
+        let sf = f.static_assets.unwrap_or_default();
+        let sp = |k: &'static str| [key("cache"), key("static"), key(k)];
+        let static_assets = StaticCacheConfig {
+            enabled: sf.enabled.unwrap_or(sd.enabled),
+            max_memory: self.size(sf.max_memory.as_ref(), &sp("max_memory"), sd.max_memory),
+            max_entry_size: self.size(
+                sf.max_entry_size.as_ref(),
+                &sp("max_entry_size"),
+                sd.max_entry_size,
+            ),
+        };
         let invalidation = match f.invalidation.as_deref() {
             None => d.invalidation,
             Some("graph") => Invalidation::Graph,
@@ -840,6 +853,7 @@ impl<'a> Validator<'a> {
             stale_if_error,
             invalidation,
             lock_timeout,
+            static_assets,
             ttl,
             models,
         }
@@ -905,11 +919,78 @@ impl<'a> Validator<'a> {
     fn websocket(&mut self) -> WebsocketConfig {
         let d = WebsocketConfig::default();
         let f: WebsocketFile = self.section("websocket").or_default();
+        let at = |k: &'static str| [key("websocket"), key(k)];
+        let count = |this: &mut Self, v: Option<u64>, k: &'static str, default: usize| match v {
+            None => default,
+            Some(0) => {
+                this.value_err(&at(k), "must be at least 1");
+                default
+            }
+            Some(n) => usize::try_from(n).unwrap_or(default),
+        };
+        let max_connections = count(
+            self,
+            f.max_connections,
+            "max_connections",
+            d.max_connections,
+        );
+        let max_connections_per_user = count(
+            self,
+            f.max_connections_per_user,
+            "max_connections_per_user",
+            d.max_connections_per_user,
+        );
+        let max_subscriptions = count(
+            self,
+            f.max_subscriptions,
+            "max_subscriptions",
+            d.max_subscriptions,
+        );
+        let max_record_ids = count(self, f.max_record_ids, "max_record_ids", d.max_record_ids);
+        let queue_size = count(self, f.queue_size, "queue_size", d.queue_size);
+        let mut max_message_size = self.size(
+            f.max_message_size.as_ref(),
+            &at("max_message_size"),
+            d.max_message_size,
+        );
+        if !(256..=16 * 1024 * 1024).contains(&max_message_size) {
+            self.value_err(&at("max_message_size"), "must be between 256B and 16MiB");
+            max_message_size = d.max_message_size;
+        }
         WebsocketConfig {
             poll_interval: self.positive_duration(
                 f.poll_interval.as_ref(),
-                &[key("websocket"), key("poll_interval")],
+                &at("poll_interval"),
                 d.poll_interval,
+            ),
+            poll_overlap: self.duration(
+                f.poll_overlap.as_ref(),
+                &at("poll_overlap"),
+                d.poll_overlap,
+            ),
+            ping_interval: self.positive_duration(
+                f.ping_interval.as_ref(),
+                &at("ping_interval"),
+                d.ping_interval,
+            ),
+            auth_timeout: self.positive_duration(
+                f.auth_timeout.as_ref(),
+                &at("auth_timeout"),
+                d.auth_timeout,
+            ),
+            max_connections,
+            max_connections_per_user,
+            max_subscriptions,
+            max_record_ids,
+            queue_size,
+            max_message_size,
+            message_rate: self
+                .rate(f.message_rate.as_ref(), &at("message_rate"))
+                .unwrap_or(d.message_rate),
+            send_timeout: self.positive_duration(
+                f.send_timeout.as_ref(),
+                &at("send_timeout"),
+                d.send_timeout,
             ),
         }
     }
@@ -1150,6 +1231,7 @@ impl<'a> Validator<'a> {
             service_password,
             require_jwt,
             allow_database_manager: f.allow_database_manager.unwrap_or(d.allow_database_manager),
+            filestore: f.filestore.filter(|s| !s.is_empty()),
             rate_limits,
         }
     }

@@ -131,6 +131,30 @@ impl CacheKey {
         Some(CacheKey(h.0.finalize().into()))
     }
 
+    /// The key of `call` by the request's own argument bytes (see [`Call::raw_arguments`]):
+    /// no decoding, no canonical form. Equal bytes mean an equal call, so this key may find
+    /// the entry a canonical [`CacheKey::of`] stored (the store records both); different bytes
+    /// for an equivalent call only miss here and meet at the canonical key. `None` when the
+    /// call's arguments were built or rewritten.
+    pub fn of_bytes(tenant: &str, identity: Option<&Identity>, call: &Call) -> Option<CacheKey> {
+        let model = call.model.as_deref()?;
+        let method = call.method.as_deref()?;
+        let (args, kwargs) = call.raw_arguments()?;
+        let mut h = Framed(Sha256::new());
+        h.part(b"bridgecore-cache-raw-v1");
+        h.part(tenant.as_bytes());
+        h.part(call.db.as_deref().unwrap_or("").as_bytes());
+        match identity {
+            Some(id) => h.part(&id.0),
+            None => h.part(b"shared"),
+        }
+        h.part(model.as_bytes());
+        h.part(method.as_bytes());
+        h.part(args.as_bytes());
+        h.part(kwargs.as_bytes());
+        Some(CacheKey(h.0.finalize().into()))
+    }
+
     /// The key in hex (Redis key names).
     pub fn hex(&self) -> String {
         hex16(&self.0)
@@ -417,6 +441,44 @@ mod tests {
             b"k",
         );
         assert_ne!(k1, k2);
+    }
+
+    #[test]
+    fn byte_keys_follow_the_bytes_and_only_unchanged_calls_have_one() {
+        let endpoint = crate::route::endpoint("/web/dataset/call_kw");
+        let head = http::Request::post("/web/dataset/call_kw")
+            .header("cookie", "session_id=abc")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let parse = |body: &str| crate::jsonrpc::parse(&endpoint, &head, body.as_bytes()).unwrap();
+        let id = Identity::of(&Credential::Session("abc".into()), b"k").unwrap();
+        let a = parse(
+            r#"{"id":1,"params":{"model":"m","method":"read","args":[[1]],"kwargs":{"context":{"lang":"en_US"}}}}"#,
+        );
+        let b = parse(
+            r#"{"id":2,"params":{"model":"m","method":"read","args":[[1]],"kwargs":{"context":{"lang":"en_US"}}}}"#,
+        );
+        let c = parse(
+            r#"{"id":1,"params":{"model":"m","method":"read","args":[[1]],"kwargs":{"context":{"lang":"fr_FR"}}}}"#,
+        );
+        let ka = CacheKey::of_bytes("t", Some(&id), &a).unwrap();
+        assert_eq!(
+            Some(ka),
+            CacheKey::of_bytes("t", Some(&id), &b),
+            "the id is not part of it"
+        );
+        assert_ne!(Some(ka), CacheKey::of_bytes("t", Some(&id), &c));
+        assert_ne!(Some(ka), CacheKey::of_bytes("t", None, &a));
+        assert_ne!(
+            ka,
+            CacheKey::of("t", Some(&id), &a).unwrap(),
+            "a separate key space"
+        );
+        let mut rewritten = a.clone();
+        rewritten.kwargs_mut().insert("limit".into(), json!(5));
+        assert!(CacheKey::of_bytes("t", Some(&id), &rewritten).is_none());
     }
 
     #[test]

@@ -308,6 +308,9 @@ pub struct Field {
     pub compute: Option<Compute>,
     /// Default value on create.
     pub default: Option<Value>,
+    /// `groups="..."`: only members of one of these groups (and admins) may read the field;
+    /// `fields_get` hides it from others and `read` of it raises `AccessError`. Empty: everyone.
+    pub groups: Vec<String>,
 }
 
 impl Field {
@@ -325,6 +328,7 @@ impl Field {
             selection: Vec::new(),
             compute: None,
             default: None,
+            groups: Vec::new(),
         }
     }
     pub fn char(s: &str) -> Field {
@@ -394,6 +398,17 @@ impl Field {
     pub fn default(mut self, v: Value) -> Self {
         self.default = Some(v);
         self
+    }
+    /// Restricts the field to members of `groups` (Odoo's `groups=` attribute).
+    pub fn groups(mut self, groups: &[&str]) -> Self {
+        self.groups = groups.iter().map(|g| g.to_string()).collect();
+        self
+    }
+    /// Whether `user` may read this field (its `groups`, admins always).
+    pub fn readable_by(&self, user: &User) -> bool {
+        self.groups.is_empty()
+            || user.is_admin
+            || self.groups.iter().any(|g| user.groups.contains(g))
     }
     /// A non-stored related field (`related="partner_id.country_id"`); `depends` = the path.
     pub fn related(mut self, path: &str) -> Self {

@@ -331,6 +331,15 @@ impl FakeOdoo {
     pub fn set_rpc_cookie(&self, on: bool) {
         self.state.rpc_cookie.store(on, Ordering::Relaxed);
     }
+    /// Odoo's `--x-sendfile` for database `db`: `/web/content/<id>` answers carry
+    /// `X-Accel-Redirect: /web/filestore/<db>/<sha[:2]>/<sha>` and no body. `None` turns it off.
+    pub fn set_x_sendfile(&self, db: Option<&str>) {
+        *server::lock(&self.state.x_sendfile) = db.map(str::to_owned);
+    }
+    /// Attachment `id`'s place under the database's filestore directory, and its bytes.
+    pub fn attachment_file(id: i64) -> (String, Vec<u8>) {
+        server::attachment_file(id)
+    }
     /// Keep-alive for new connections; when off, answers carry `Connection: close`.
     pub fn set_keep_alive(&self, on: bool) {
         self.state.keep_alive.store(on, Ordering::Relaxed);

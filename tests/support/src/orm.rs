@@ -663,9 +663,23 @@ pub fn read(
 ) -> R<Vec<Value>> {
     check_acl(ds, user, model, Op::Read)?;
     check_field_names(model, fields)?;
+    if let Some(f) = fields
+        .iter()
+        .find(|f| model.fields.get(*f).is_some_and(|d| !d.readable_by(user)))
+    {
+        return Err(OdooError::access_error(format!(
+            "You do not have enough rights to access the field \"{f}\" on {} ({}). Please contact your system administrator.",
+            model.description, model.name
+        )));
+    }
     check_records(ds, user, model, Op::Read, ids)?;
     let names: Vec<String> = if fields.is_empty() {
-        model.fields.keys().cloned().collect()
+        model
+            .fields
+            .iter()
+            .filter(|(_, d)| d.readable_by(user))
+            .map(|(n, _)| n.clone())
+            .collect()
     } else {
         fields.to_vec()
     };
@@ -1727,12 +1741,12 @@ pub fn call_kw(
         }
         "fields_get" => {
             let b = bind(method, &["allfields", "attributes"], 0, args, &kwargs)?;
-            Ok(fields_get(
-                ds,
-                &model,
-                &b.strs("allfields"),
-                &b.strs("attributes"),
-            ))
+            let mut described = fields_get(ds, &model, &b.strs("allfields"), &b.strs("attributes"));
+            // Fields restricted to groups the user is not in are left out, as in Odoo.
+            if let Some(map) = described.as_object_mut() {
+                map.retain(|name, _| model.fields.get(name).is_none_or(|f| f.readable_by(&user)));
+            }
+            Ok(described)
         }
         "name_search" => {
             let mut kw = kwargs.clone();

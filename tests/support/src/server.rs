@@ -55,6 +55,9 @@ pub(crate) struct State {
     pub method_delays: Mutex<HashMap<String, Duration>>,
     /// JSON-RPC answers carry a `Set-Cookie` header.
     pub rpc_cookie: AtomicBool,
+    /// `--x-sendfile`: attachments are answered with `X-Accel-Redirect` into this database's
+    /// filestore instead of their bytes.
+    pub x_sendfile: Mutex<Option<String>>,
     pub keep_alive: AtomicBool,
     /// What `/web/health` says: pass (200) or fail (503).
     pub healthy: AtomicBool,
@@ -82,6 +85,7 @@ impl State {
             delay: Mutex::new(Duration::ZERO),
             method_delays: Mutex::new(HashMap::new()),
             rpc_cookie: AtomicBool::new(false),
+            x_sendfile: Mutex::new(None),
             keep_alive: AtomicBool::new(keep_alive),
             healthy: AtomicBool::new(true),
             ws_on_http: AtomicBool::new(ws_on_http),
@@ -632,6 +636,9 @@ async fn route(
         return image(state, uri, headers, rest);
     }
     if let Some(rest) = path.strip_prefix("/web/content") {
+        if let Some(db) = lock(&state.x_sendfile).clone() {
+            return sendfile_content(&db, rest);
+        }
         return content(uri, headers, rest);
     }
     if path.starts_with("/report/") {
@@ -799,6 +806,43 @@ fn image(state: &State, uri: &Uri, headers: &HeaderMap, rest: &str) -> Resp {
             ),
         ],
     )
+}
+
+/// The bytes of attachment `id` and their place in the filestore (`<sha[:2]>/<sha>`), as
+/// Odoo's `ir.attachment` keeps them.
+pub fn attachment_file(id: i64) -> (String, Vec<u8>) {
+    let body = assets::pdf(&format!("Attachment {id}"), 8 * 1024);
+    let sha = assets::sha1_hex(&body);
+    (format!("{}/{}", &sha[..2], sha), body)
+}
+
+/// `/web/content/<id>` under `--x-sendfile`: headers only, the file is the front server's job.
+fn sendfile_content(db: &str, rest: &str) -> Resp {
+    let id = rest
+        .trim_matches('/')
+        .split('/')
+        .next()
+        .and_then(|s| s.split('-').next())
+        .and_then(|s| s.parse::<i64>().ok());
+    let Some(id) = id else { return not_found() };
+    let (rel, _) = attachment_file(id);
+    let mut r = resp(200, "application/pdf", Vec::new());
+    add_header(
+        &mut r,
+        "content-disposition",
+        &format!("inline; filename*=UTF-8''document_{id}.pdf"),
+    );
+    add_header(
+        &mut r,
+        "x-accel-redirect",
+        &format!("/web/filestore/{db}/{rel}"),
+    );
+    add_header(
+        &mut r,
+        "x-sendfile",
+        &format!("/var/lib/odoo/filestore/{db}/{rel}"),
+    );
+    r
 }
 
 fn content(uri: &Uri, headers: &HeaderMap, rest: &str) -> Resp {
