@@ -11,7 +11,8 @@
 //! delay is a `sleep`, so 64 connections cost 64 idle threads, not CPU (at 20 ms the ceiling
 //! is 50 req/s per connection, far below what a thread can do).
 //!
-//! `GET /__arrivals` is not counted: it returns the arrival times (microseconds since start,
+//! `GET /web/health` (BridgeCore's health check) is answered but not counted. `GET /__arrivals`
+//! is not counted either: it returns the arrival times (microseconds since start,
 //! one per line) of the requests counted since the previous `/__arrivals`, and forgets them.
 //! The herd measurement groups them into bursts (one burst per cache expiry).
 //!
@@ -67,6 +68,8 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
         }
         let arrived = shared.start.elapsed();
         let stats = line.starts_with("GET /__arrivals ");
+        // BridgeCore's upstream health checks are not traffic: answered, not counted.
+        let counted = !stats && !line.starts_with("GET /web/health ");
         // Headers.
         let (mut length, mut chunked, mut close) = (0usize, false, false);
         loop {
@@ -119,11 +122,13 @@ fn serve(conn: TcpStream, shared: &Shared) -> std::io::Result<()> {
             }
             text.into_bytes().into()
         } else {
-            shared
-                .arrivals
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(arrived.as_micros() as u64);
+            if counted {
+                shared
+                    .arrivals
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(arrived.as_micros() as u64);
+            }
             let wait = shared
                 .delay
                 .saturating_sub(shared.start.elapsed() - arrived);
