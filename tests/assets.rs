@@ -81,26 +81,6 @@ async fn bundles_are_compressed_once_per_coding() {
     assert_eq!(h.odoo.count_path(path), 4);
 }
 
-fn decode(coding: &str, raw: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    match coding {
-        "gzip" => {
-            flate2::read::GzDecoder::new(raw)
-                .read_to_end(&mut out)
-                .unwrap();
-        }
-        "br" => {
-            brotli::Decompressor::new(raw, 4096)
-                .read_to_end(&mut out)
-                .unwrap();
-        }
-        "zstd" => out = zstd::stream::decode_all(raw).unwrap(),
-        _ => out = raw.to_vec(),
-    }
-    out
-}
-
 #[tokio::test]
 async fn uncacheable_answers_and_off_switch() {
     let h = Harness::start();

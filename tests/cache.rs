@@ -775,26 +775,6 @@ async fn gzip_brotli_and_zstd_hits_are_precompressed_and_restamped() {
     }
 }
 
-fn decode(coding: &str, raw: &[u8]) -> Vec<u8> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    match coding {
-        "gzip" => {
-            flate2::read::GzDecoder::new(raw)
-                .read_to_end(&mut out)
-                .unwrap();
-        }
-        "br" => {
-            brotli::Decompressor::new(raw, 4096)
-                .read_to_end(&mut out)
-                .unwrap();
-        }
-        "zstd" => out = zstd::stream::decode_all(raw).unwrap(),
-        _ => out = raw.to_vec(),
-    }
-    out
-}
-
 #[tokio::test]
 async fn the_memory_store_stays_within_max_memory_under_churn() {
     let cache = "cache:\n  max_memory: 64KiB\n";

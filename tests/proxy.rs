@@ -480,25 +480,6 @@ async fn database_manager_is_blocked_unless_allowed() {
     assert_eq!(open.odoo.count(), 1);
 }
 
-fn decode(encoding: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    match encoding {
-        "gzip" => {
-            flate2::read::GzDecoder::new(body)
-                .read_to_end(&mut out)
-                .unwrap();
-        }
-        "br" => {
-            brotli::Decompressor::new(body, 4096)
-                .read_to_end(&mut out)
-                .unwrap();
-        }
-        "zstd" => out = zstd::decode_all(body).unwrap(),
-        other => panic!("unexpected encoding {other}"),
-    }
-    out
-}
-
 #[tokio::test]
 async fn json_is_compressed_per_accept_encoding_and_decodes_to_the_original() {
     let h = Harness::start();

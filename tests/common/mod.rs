@@ -279,3 +279,25 @@ impl Drop for OwnRedis {
         self.stop();
     }
 }
+
+/// Decodes a body sent with `Content-Encoding: coding` (`gzip`, `br`, `zstd`; anything else is
+/// returned as it is), with independent decoders.
+pub fn decode(coding: &str, raw: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        "gzip" => {
+            flate2::read::GzDecoder::new(raw)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "br" => {
+            brotli::Decompressor::new(raw, 4096)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        "zstd" => out = zstd::stream::decode_all(raw).unwrap(),
+        _ => out = raw.to_vec(),
+    }
+    out
+}
