@@ -218,6 +218,11 @@ EOF
 
 # BridgeCore: one tenant, one worker thread, the access log on (the default; JSON lines on
 # stdout, appended to a file), no filters configured.
+# The response cache is OFF here (and in bc-auth): it is on by default, and call_kw.lua's
+# web_search_read with its session_id cookie is a cacheable read, so with the cache on every
+# request after the first would be answered from memory and this script would no longer
+# measure forwarding (issues 2 and 3 compare forwarding with the floor and nginx `proxy_pass`).
+# The cache has its own benchmark, tests/load/cache.sh. check_uncached below verifies it.
 cat >"$WORK/bridgecore.yaml" <<EOF
 server:
   listen: ["127.0.0.1:$BC_PORT"]
@@ -229,6 +234,7 @@ server:
   graceful_shutdown_timeout: 0s
 rate_limits:
   exempt: ["0.0.0.0/0", "::/0"]
+cache: {enabled: false}  # forwarding is measured here, not the cache (see above)
 tenants:
   odoo:
     hosts: ["127.0.0.1"]
@@ -250,6 +256,7 @@ server:
 auth:
   jwt: { secret: "load-test-secret-0123456789abcdef0123456789", access_ttl: 2h, refresh_ttl: 1d }
 rate_limits: { auth: 1000000/second, read: 1000000000/second, write: 1000000/second, delete: 1000000/second }
+cache: {enabled: false}  # forwarding is measured here, not the cache (see bridgecore.yaml)
 tenants:
   odoo:
     hosts: ["127.0.0.1"]
@@ -355,6 +362,32 @@ if want bc-auth; then
     fi
 fi
 read -r -a ORDER <<<"$PROXIES"
+
+# The cache must stay out of the way: wrk's exact request (call_kw.lua's body, its session_id
+# cookie, the token for bc-auth), sent twice, must come back 200 with the full body and not
+# from the cache (BridgeCore says `X-Cache: BYPASS` when the cache is off).
+LUA_BODY=$(grep -o "'[^']*'" "$LUA" | tr -d "'\n")
+LUA_COOKIE=$(sed -n 's/^wrk.headers\["Cookie"\] = "\(.*\)"$/\1/p' "$LUA")
+check_uncached() {  # NAME PORT
+    local auth=() hdrs i status xcache size
+    [ "$1" = bc-auth ] && auth=(-H "Authorization: Bearer $BC_TOKEN")
+    for i in 1 2; do
+        hdrs=$(curl -s -D - -o "$WORK/check.body" --max-time 2 -X POST -H 'Content-Type: application/json' \
+            -H "Cookie: $LUA_COOKIE" "${auth[@]}" --data "$LUA_BODY" \
+            "http://127.0.0.1:$2/web/dataset/call_kw/res.partner/web_search_read" 2>/dev/null) || true
+        status=$(sed -n '1s/^HTTP[^ ]* \([0-9]*\).*/\1/p' <<<"$hdrs")
+        xcache=$(tr -d '\r' <<<"$hdrs" | sed -n 's/^[xX]-[cC]ache: *//p')
+        size=$(wc -c <"$WORK/check.body" 2>/dev/null || echo 0)
+        if [ "$status" != 200 ] || [ "$size" != "$BODY_BYTES" ] || [ "$xcache" = HIT ]; then
+            log "run.sh: $1 answered wrk's request with status '${status:-none}', $size bytes, X-Cache '${xcache:-none}' (want 200, $BODY_BYTES bytes, not HIT)"
+            return 1
+        fi
+    done
+    log "run.sh: $1 forwards wrk's request (200, $size bytes, X-Cache: ${xcache:-none})"
+}
+for name in bridgecore bc-auth; do
+    if want "$name"; then check_uncached "$name" "${PORT[$name]}" || setup_failed=1; fi
+done
 
 # Everything is up and idle: anything busy now is someone else, and skews the numbers.
 idle0=$(awk '$1 == "cpu" { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat)
