@@ -94,15 +94,29 @@ impl Drop for Leader {
     }
 }
 
-/// Waits up to `within` for the leader's entry; `None` when it published nothing in time.
-pub async fn follow(mut rx: Slot, within: Duration) -> Option<Arc<Entry>> {
+/// What a follower got.
+pub enum Followed {
+    /// The leader's entry.
+    Entry(Arc<Entry>),
+    /// The leader ended without one (its answer was not storable, or its client went away).
+    Gone,
+    /// Nothing within the wait.
+    TimedOut,
+}
+
+/// Waits up to `within` for the leader's entry.
+pub async fn follow(mut rx: Slot, within: Duration) -> Followed {
     let wait = async {
         match rx.wait_for(Option::is_some).await {
             Ok(v) => v.clone(),
             Err(_) => None,
         }
     };
-    tokio::time::timeout(within, wait).await.ok().flatten()
+    match tokio::time::timeout(within, wait).await {
+        Ok(Some(e)) => Followed::Entry(e),
+        Ok(None) => Followed::Gone,
+        Err(_) => Followed::TimedOut,
+    }
 }
 
 #[cfg(test)]
@@ -121,7 +135,10 @@ mod tests {
             panic!("second follows")
         };
         drop(leader);
-        assert!(follow(rx, Duration::from_secs(1)).await.is_none());
+        assert!(matches!(
+            follow(rx, Duration::from_secs(1)).await,
+            Followed::Gone
+        ));
         assert!(flights.is_empty());
         assert!(matches!(flights.join(key), Role::Leader(_)));
     }

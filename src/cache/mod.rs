@@ -291,16 +291,30 @@ impl Cache {
                 stale = Some(e);
             }
         }
-        let leader = match self.flights.join(plan.key) {
-            Role::Leader(l) => Some(l),
-            Role::Follower(rx) => {
-                if let Some(e) = flight::follow(rx, lock_timeout).await {
-                    self.count_hit(tenant, &e.model);
-                    return Lookup::Hit(e);
+        // A leader whose request ends without an entry (its client hung up, say) hands the
+        // lead to one of its followers, which rejoin; the rest keep waiting. Bounded, so a key
+        // whose answers are never storable costs at most a few rounds.
+        let deadline = tokio::time::Instant::now() + lock_timeout;
+        let mut leader = None;
+        for _ in 0..8 {
+            match self.flights.join(plan.key) {
+                Role::Leader(l) => {
+                    leader = Some(l);
+                    break;
                 }
-                None
+                Role::Follower(rx) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    match flight::follow(rx, left).await {
+                        flight::Followed::Entry(e) => {
+                            self.count_hit(tenant, &e.model);
+                            return Lookup::Hit(e);
+                        }
+                        flight::Followed::Gone => continue,
+                        flight::Followed::TimedOut => break,
+                    }
+                }
             }
-        };
+        }
         Lookup::Miss(Box::new(Pending {
             plan,
             snapshot,
