@@ -74,10 +74,10 @@ async fn stats_count_what_the_tenant_served() {
     // The same on the main listener: admin token of this tenant only.
     let (s, _) = get_json(h.url("/api/v1/systems/odoo/stats"), None).await;
     assert_eq!(s, 401);
-    let demo = login_api(&h, "demo", "demo").await;
+    let demo = api_token(&h, "demo", "demo").await;
     let (s, _) = get_json(h.url("/api/v1/systems/odoo/stats"), Some(&demo)).await;
     assert_eq!(s, 403);
-    let admin = login_api(&h, "admin", "admin").await;
+    let admin = api_token(&h, "admin", "admin").await;
     let (s, b) = get_json(h.url("/api/v1/systems/odoo/stats"), Some(&admin)).await;
     assert_eq!(s, 200);
     assert!(b["total_requests"].as_u64().unwrap() >= 4);
@@ -88,18 +88,6 @@ async fn stats_count_what_the_tenant_served() {
             .0,
         404
     );
-}
-
-async fn login_api(h: &Harness, login: &str, password: &str) -> String {
-    let r = client()
-        .post(h.url("/api/v1/auth/login"))
-        .json(&json!({"system_id": "odoo", "login": login, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let b: Value = r.json().await.unwrap();
-    b["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -301,3 +301,16 @@ pub fn decode(coding: &str, raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Logs in through `POST /api/v1/auth/login` on system `odoo` and returns the access token.
+pub async fn api_token(h: &Harness, login: &str, password: &str) -> String {
+    let r = client()
+        .post(h.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"system_id": "odoo", "login": login, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: serde_json::Value = r.json().await.unwrap();
+    b["access_token"].as_str().unwrap().to_owned()
+}
