@@ -277,8 +277,15 @@ async fn writes_through_one_instance_invalidate_another_sharing_redis() {
         }
     };
     assert_eq!(read(ua.clone()).await.0, "MISS");
-    // The entry is written to Redis once the answer is sent.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The entry is written to Redis once the answer is sent, before A's memory store counts it.
+    metric_appears(
+        &a,
+        &format!(
+            "bridgecore_cache_entries{{tenant=\"t{}\"}} 1",
+            std::process::id()
+        ),
+    )
+    .await;
     // The other instance finds the entry in Redis.
     assert_eq!(read(ub.clone()).await.0, "HIT");
     let (_, w) = call_kw(
