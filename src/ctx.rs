@@ -89,6 +89,10 @@ pub struct RequestCtx {
     pub token_header: Option<http::HeaderName>,
     /// The upstream chosen for the current attempt.
     pub upstream_addr: Option<std::net::SocketAddr>,
+    /// Counts this request against its upstream (for `least_connections`) until it ends.
+    pub upstream_guard: Option<crate::tenant::InFlight>,
+    /// The upstream a read failed on, when it is being retried on another one (once).
+    pub retried_from: Option<std::net::SocketAddr>,
     /// The coding BridgeCore picked for the answer (`None`: identity).
     pub coding: Option<bridgecore_filters::encoding::Coding>,
     /// This JSON-RPC answer's `X-Cache` status (`None` for answers that are not JSON-RPC).
@@ -152,6 +156,8 @@ impl RequestCtx {
             odoo_session: None,
             token_header: None,
             upstream_addr: None,
+            upstream_guard: None,
+            retried_from: None,
             coding: None,
             cache_status: None,
             cache_pending: None,

@@ -170,9 +170,15 @@ impl Builder {
             None => None,
         };
         let tls = tls::TlsListeners::new(&self.config)?;
-        let limiter = limits::Limiter::new(redis.clone(), self.clock);
-        let sessions = match &redis {
-            Some(r) => sessions::SessionStore::redis(r.clone()),
+        // One handle per user of Redis, so failures are counted by who met them.
+        let redis_for = |op: &str| {
+            redis
+                .as_ref()
+                .map(|r| Arc::new(r.counting(metrics.redis_errors.with_label_values(&[op]))))
+        };
+        let limiter = limits::Limiter::new(redis_for("limits"), self.clock);
+        let sessions = match redis_for("sessions") {
+            Some(r) => sessions::SessionStore::redis(r),
             None => sessions::SessionStore::memory(MAX_MEMORY_SESSIONS),
         };
         let c = &self.config.compression;
@@ -183,7 +189,7 @@ impl Builder {
         };
         let cache = cache::Cache::new(
             &self.config.cache,
-            redis.clone(),
+            redis_for("cache"),
             metrics.clone(),
             codings,
             proxy::COMPRESSION_LEVEL,
@@ -191,7 +197,7 @@ impl Builder {
         let static_cache =
             static_cache::StaticCache::new(self.config.cache.static_assets.max_memory);
         let runtime = Runtime::build(self.config, &self.filters, &metrics, None)?;
-        let ws = ws::Hub::new(&metrics, redis.clone())?;
+        let ws = ws::Hub::new(&metrics, redis_for("pubsub"))?;
         let shared = Shared {
             cache,
             static_cache,

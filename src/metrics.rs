@@ -51,6 +51,11 @@ pub struct Metrics {
     pub cache_bytes: IntGaugeVec,
     /// Writes BridgeCore could not attribute to a model (they flush the tenant), by route.
     pub cache_unknown_writes: IntCounterVec,
+    /// Failed Redis commands, by the user that sent them (`cache`, `limits`, `sessions`,
+    /// `pubsub`).
+    pub redis_errors: IntCounterVec,
+    /// Reads that failed on one upstream and were sent once to another, by tenant.
+    pub upstream_retries: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -181,7 +186,23 @@ impl Metrics {
             ),
             &["tenant", "route"],
         )?;
+        let redis_errors = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_redis_errors_total",
+                "Redis commands that failed (timeout, Redis unreachable, error reply), by user",
+            ),
+            &["op"],
+        )?;
+        let upstream_retries = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_upstream_retries_total",
+                "Reads that failed on one upstream and were sent once to another",
+            ),
+            &["tenant"],
+        )?;
         for c in [
+            &redis_errors,
+            &upstream_retries,
             &cache_requests,
             &cache_evictions,
             &cache_invalidations,
@@ -223,6 +244,8 @@ impl Metrics {
             cache_entries,
             cache_bytes,
             cache_unknown_writes,
+            redis_errors,
+            upstream_retries,
         })
     }
 

@@ -164,6 +164,45 @@ impl OdooClient for HttpOdooClient {
             session_id: new_session,
         })
     }
+
+    /// `POST /json/2/<model>/<method>` with the caller's API key (odoo-protocol.md §2.12):
+    /// the bare result on 2xx; otherwise Odoo's error body (`{name, message, ...}`) as
+    /// [`OdooError::Odoo`] with the HTTP status as `code`, so that a filter can answer the
+    /// caller with the same status.
+    async fn json2(
+        &self,
+        model: &str,
+        method: &str,
+        body: Value,
+        key: &str,
+        db: Option<&str>,
+    ) -> Result<Value, OdooError> {
+        let (addr, _permit) = self.slot(None).await?;
+        let mut req = self
+            .http
+            .post(format!("http://{addr}/json/2/{model}/{method}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::AUTHORIZATION, format!("bearer {key}"))
+            .json(&body);
+        if let Some(db) = db {
+            req = req.header("x-odoo-database", db);
+        }
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        let parsed = bridgecore_filters::json::from_slice(&bytes);
+        if status.is_success() {
+            return parsed
+                .map_err(|_| OdooError::Protocol(format!("HTTP {status}: not a JSON answer")));
+        }
+        let v = parsed.unwrap_or(Value::Null);
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Err(OdooError::Odoo {
+            code: i64::from(status.as_u16()),
+            name: text("name").unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+            message: text("message").unwrap_or_default(),
+        })
+    }
 }
 
 #[cfg(test)]

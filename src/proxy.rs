@@ -207,6 +207,11 @@ impl ProxyHttp for Proxy {
                 .await;
         }
 
+        if let Some(reply) = self.addons_static(session, ctx, &tenant).await {
+            return self
+                .answer(session, ctx, reply, "bridgecore", "static_disk")
+                .await;
+        }
         if let Some(reply) = self.static_lookup(session, ctx, &rt, &tenant) {
             return self
                 .answer(session, ctx, reply, "cache", "static_hit")
@@ -277,6 +282,12 @@ impl ProxyHttp for Proxy {
                 return self
                     .answer(session, ctx, reply, "bridgecore", "refused")
                     .await;
+            }
+            // A token caller's Odoo session was swapped in by the gate: filters that call Odoo
+            // for this caller (batched reads, field lists) must act as that session.
+            let mut call = call;
+            if let Some(sid) = &ctx.odoo_session {
+                call.credential = Credential::Session(sid.clone());
             }
             let call = if rt.chain.is_empty() {
                 call
@@ -377,10 +388,12 @@ impl ProxyHttp for Proxy {
             .odoo_session
             .as_deref()
             .or_else(|| jsonrpc::session_cookie(&session.req_header().headers));
-        let Some(addr) = set.pick(sticky) else {
+        let Some(addr) = set.pick_avoiding(sticky, ctx.retried_from) else {
             return Error::e_explain(ErrorType::HTTPStatus(502), "tenant has no upstream");
         };
         ctx.upstream_addr = Some(addr);
+        // A retry's new guard replaces (and so uncounts) the previous attempt's.
+        ctx.upstream_guard = set.track(addr);
         ctx.connect_attempts += 1;
         let mut peer = HttpPeer::new(addr, false, String::new());
         peer.options.connection_timeout = Some(tenant.cfg.connect_timeout);
@@ -420,6 +433,66 @@ impl ProxyHttp for Proxy {
         });
         e.set_retry(ctx.connect_attempts < upstreams);
         e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let failed_after_sending = matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed
+                | ErrorType::ReadError
+                | ErrorType::WriteError
+                | ErrorType::HTTPStatus(502 | 503)
+        );
+        if failed_after_sending && self.read_retry_allowed(session, ctx) {
+            // A read that carries its own credentials (or runs on shared sessions) goes once
+            // to another upstream: upstream_peer leaves this one out.
+            ctx.retried_from = ctx.upstream_addr;
+            self.shared
+                .metrics
+                .upstream_retries
+                .with_label_values(&[ctx.tenant_label()])
+                .inc();
+            e.set_retry(true);
+            return e;
+        }
+        let replayable_read = !ctx.class.is_some_and(Class::is_write)
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        if replayable_read {
+            // Pingora's own rule: only a stale pooled connection is retried.
+            e.retry.decide_reuse(client_reused);
+        } else {
+            // A write is forwarded once, never retried (design.md §5).
+            e.set_retry(false);
+        }
+        e
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = resp.status.as_u16();
+        if matches!(status, 502 | 503) && self.read_retry_allowed(session, ctx) {
+            // The upstream is down behind its own front (a 502/503 of its own): the read is
+            // retried on another upstream as a failed connection would be (see
+            // error_while_proxy); without another try the answer passes through.
+            return Error::e_explain(
+                ErrorType::HTTPStatus(status),
+                "upstream answered that it is unavailable",
+            );
+        }
+        Ok(())
     }
 
     async fn upstream_request_filter(
@@ -577,6 +650,7 @@ impl ProxyHttp for Proxy {
         let path = session.req_header().uri.path().to_owned();
         self.sendfile(resp, ctx).await?;
         self.cache_response(resp, ctx, &path).await?;
+        image_csp(resp, &path)?;
         self.static_response(resp, ctx)?;
         if ctx.odoo_session.is_some() {
             hide_session_cookies(resp)?;
@@ -805,6 +879,7 @@ impl ProxyHttp for Proxy {
         if ctx.permit.take().is_some() {
             tm.in_flight.dec();
         }
+        ctx.upstream_guard = None;
         if let Some(reason) = ctx.answered_reason {
             m.answered
                 .with_label_values(&[ctx.tenant_label(), reason])
@@ -857,6 +932,41 @@ impl ProxyHttp for Proxy {
 }
 
 impl Proxy {
+    /// Whether a read that failed on its upstream after the request was sent may go once to
+    /// another upstream (issue 7 item 3): only reads (cacheable or not), only when the call
+    /// carries its own credentials (`/jsonrpc` and XML-RPC db/uid/password, `/json/2` API key)
+    /// or the tenant's upstreams share sessions, only with the whole body in hand to send
+    /// again, before anything of the answer reached the client, and only once.
+    fn read_retry_allowed(&self, session: &Session, ctx: &RequestCtx) -> bool {
+        let Some(tenant) = ctx.tenant.as_ref() else {
+            return false;
+        };
+        if ctx.websocket || ctx.retried_from.is_some() || tenant.upstreams.all().len() < 2 {
+            return false;
+        }
+        if !matches!(
+            ctx.class,
+            Some(Class::CacheableRead | Class::UncacheableRead)
+        ) {
+            return false;
+        }
+        let own_credentials = ctx.odoo_session.is_none()
+            && ctx.call.as_ref().is_some_and(|c| {
+                matches!(
+                    c.credential,
+                    Credential::Password { .. } | Credential::ApiKey { .. }
+                )
+            });
+        if !own_credentials && !tenant.cfg.shared_sessions {
+            return false;
+        }
+        let no_body = content_length(session).is_none_or(|n| n == 0) && !is_chunked(session);
+        let body_in_hand = ctx.body_read || no_body;
+        body_in_hand
+            && !session.as_ref().retry_buffer_truncated()
+            && session.response_written().is_none()
+    }
+
     /// A page load with `?debug=` switches the Odoo session's debug mode, which changes what
     /// `fields_get`, views and menus return: the session's cache entries end here.
     async fn debug_switch(&self, session: &Session, tenant: &Tenant) {
@@ -873,6 +983,67 @@ impl Proxy {
         {
             self.shared.cache.end_identity(tenant.name(), &id).await;
         }
+    }
+
+    /// `GET /<module>/static/<path>` from the tenant's `addons_paths` on disk, as nginx's
+    /// `try_files` in Odoo's deploy doc: the first directory that has the file answers (with
+    /// Odoo's caching headers, validators and 304s); otherwise the request goes on to Odoo. A
+    /// path that tries to leave the static directory gets 400 and reaches nothing.
+    async fn addons_static(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        tenant: &Tenant,
+    ) -> Option<Reply> {
+        use crate::static_cache::{self as sc, StaticPath};
+        let req = session.req_header();
+        if tenant.cfg.addons_paths.is_empty()
+            || req.method != Method::GET
+            || req.headers.contains_key(header::RANGE)
+        {
+            return None;
+        }
+        let (module, rel) = match sc::static_path(req.uri.path()) {
+            StaticPath::NotStatic => return None,
+            StaticPath::Refused => {
+                return Some(self.error_reply(ctx, ErrorKind::BadRequest, "invalid static path"))
+            }
+            StaticPath::File(module, rel) => (module, rel),
+        };
+        let file = sc::addons_file(&tenant.cfg.addons_paths, module, rel).await?;
+        let mut headers = vec![
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(sc::STATIC_CACHE_CONTROL),
+            ),
+            (header::ETAG, file.etag.clone()),
+            (
+                header::LAST_MODIFIED,
+                HeaderValue::from_str(&httpdate::fmt_http_date(file.modified)).ok()?,
+            ),
+        ];
+        if file.content_type.starts_with("image/") {
+            headers.push((
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(sc::IMAGE_CSP),
+            ));
+        }
+        if sc::disk_not_modified(&req.headers, &file) {
+            return Some(Reply {
+                status: 304,
+                headers,
+                body: Bytes::new(),
+            });
+        }
+        headers.push((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(file.content_type),
+        ));
+        Some(Reply {
+            status: 200,
+            headers,
+            body: file.body,
+        })
     }
 
     /// The static cache's request side: a kept file (or a 304 for it) becomes the answer; a
@@ -1074,12 +1245,13 @@ impl Proxy {
                 v.split(',')
                     .any(|d| matches!(d.trim(), "no-cache" | "no-store"))
             });
-        let plan = self.shared.cache.plan(
+        let plan = self.shared.cache.plan_with(
             cfg,
             tenant.name(),
             call,
             ctx.odoo_session.as_deref(),
             no_cache,
+            rt.optimizer.for_tenant(tenant.name()).domains.keys(),
         );
         let Some(plan) = plan else {
             ctx.cache_status = Some(Status::Bypass);
@@ -1843,6 +2015,30 @@ fn should_compress(resp: &ResponseHeader, min_size: u64) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     len.is_none_or(|n| n >= min_size)
+}
+
+/// The deploy doc's `Content-Security-Policy: default-src 'none'` on static answers that are
+/// images, when Odoo sent none.
+fn image_csp(resp: &mut ResponseHeader, path: &str) -> Result<()> {
+    let image = resp
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.as_bytes().get(..6))
+        .is_some_and(|t| t.eq_ignore_ascii_case(b"image/"));
+    if !image || resp.headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        return Ok(());
+    }
+    let module_static = matches!(
+        crate::static_cache::static_path(path),
+        crate::static_cache::StaticPath::File(..)
+    );
+    if module_static {
+        resp.insert_header(
+            header::CONTENT_SECURITY_POLICY,
+            crate::static_cache::IMAGE_CSP,
+        )?;
+    }
+    Ok(())
 }
 
 /// A compressed body is not byte-identical to the original: a strong ETag becomes weak.

@@ -77,8 +77,13 @@ pub enum RedisError {
 }
 
 /// The shared connection: cheap to call from any task, safe to share (`Arc<RedisConn>`).
+///
+/// Each user of Redis (cache, limits, sessions, change events) gets its own handle on the one
+/// connection through [`RedisConn::counting`], so failed commands are counted by who failed
+/// (`bridgecore_redis_errors_total{op}`).
 pub struct RedisConn {
     inner: Arc<Inner>,
+    errors: Option<prometheus::IntCounter>,
 }
 
 struct Inner {
@@ -138,7 +143,25 @@ impl RedisConn {
                 attempts,
                 recovering: AtomicBool::new(false),
             }),
+            errors: None,
         })
+    }
+
+    /// A handle on the same connection whose failed commands (timeouts, an unreachable
+    /// Redis, error replies) are counted on `errors`.
+    pub fn counting(&self, errors: prometheus::IntCounter) -> RedisConn {
+        RedisConn {
+            inner: self.inner.clone(),
+            errors: Some(errors),
+        }
+    }
+
+    /// Counts one failure this handle's user met outside [`RedisConn::run`] (a pub/sub
+    /// connection of its own).
+    pub fn count_error(&self) {
+        if let Some(c) = &self.errors {
+            c.inc();
+        }
     }
 
     /// The per-command timeout given to [`RedisConn::new`].
@@ -234,6 +257,18 @@ impl RedisConn {
     /// `CLUSTERDOWN`, `MASTERDOWN`) open it but keep the connection; other server errors are
     /// this command's problem only.
     pub async fn run<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, RedisError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let result = self.run_uncounted(timeout, op).await;
+        if result.is_err() {
+            self.count_error();
+        }
+        result
+    }
+
+    async fn run_uncounted<T, F, Fut>(&self, timeout: Duration, op: F) -> Result<T, RedisError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,

@@ -12,8 +12,9 @@ use ipnet::IpNet;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use bridgecore_filters::expand::ExpandFilter;
 use bridgecore_filters::rate_limit::{CategoryRates, RateLimitError, RateLimitPolicy};
-use bridgecore_filters::rewrite::{CapRoutes, LimitCapFilter, LimitCaps};
+use bridgecore_filters::rewrite::{FieldsCatalog, OptimizerFilter, OptimizerSet};
 use bridgecore_filters::Category;
 
 use crate::tenant::{Tenant, TenantError};
@@ -66,6 +67,10 @@ pub struct Runtime {
     pub tokens: Option<Tokens>,
     /// Per-category rates, per tenant.
     pub limits: RateLimitPolicy,
+    /// The optimizer settings of every tenant (issue 5), shared by the built-in filters.
+    pub optimizer: Arc<OptimizerSet>,
+    /// `fields_get` answers per tenant, model and credential, for this generation.
+    pub fields: Arc<FieldsCatalog>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -95,11 +100,24 @@ impl Runtime {
             by_name.insert(t.name.clone(), i);
             tenants.push(Tenant::new(t.clone(), metrics)?);
         }
-        let mut chain = Chain::default();
-        if !config.optimizer.max_limits.is_empty() {
-            let caps = LimitCaps::new(config.optimizer.max_limits.clone());
-            chain.push(Arc::new(LimitCapFilter::new(caps, CapRoutes::default())));
+        // One set of optimizer settings and one `fields_get` catalog per generation: a reload
+        // changes every rewrite at once and starts with no field lists remembered.
+        let mut optimizer = OptimizerSet::new(config.optimizer.optimizer());
+        for t in &config.tenants {
+            optimizer = optimizer.with_tenant(t.name.clone(), &t.optimizer);
         }
+        let optimizer = Arc::new(optimizer);
+        let fields = Arc::new(FieldsCatalog::default());
+        let mut chain = Chain::default();
+        chain.push(Arc::new(OptimizerFilter::new(
+            optimizer.clone(),
+            fields.clone(),
+        )));
+        // Field expansion after the optimizer: it runs the call as caps and domains left it.
+        chain.push(Arc::new(ExpandFilter::new(
+            optimizer.clone(),
+            fields.clone(),
+        )));
         for f in extra_filters {
             chain.push(f.clone());
         }
@@ -132,6 +150,8 @@ impl Runtime {
             }
         }
         Ok(Runtime {
+            optimizer,
+            fields,
             tokens,
             limits,
             config: Arc::new(config),
@@ -215,6 +235,26 @@ fn strip_port(host: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn each_generation_has_its_own_optimizer_settings_and_field_lists() {
+        use bridgecore_filters::rewrite::DefaultFields;
+        let text = "optimizer: {read_concurrency: 3}\ntenants:\n  a:\n    upstream: [\"127.0.0.1:1\"]\n    optimizer: {default_fields: exclude_binary}\n  b:\n    upstream: [\"127.0.0.1:1\"]\n";
+        let config = Config::from_yaml(text, "t.yaml").unwrap();
+        let metrics = Metrics::new().unwrap();
+        let first = Runtime::build(config.clone(), &[], &metrics, None).unwrap();
+        let a = first.optimizer.for_tenant("a");
+        assert_eq!(a.default_fields, DefaultFields::ExcludeBinary);
+        assert_eq!(a.read_concurrency, 3);
+        assert_eq!(
+            first.optimizer.for_tenant("b").default_fields,
+            DefaultFields::All
+        );
+        assert!(first.chain.names().contains(&"optimizer"));
+        // A reload starts with an empty `fields_get` catalog.
+        let second = Runtime::build(config, &[], &metrics, Some(&first)).unwrap();
+        assert!(!Arc::ptr_eq(&first.fields, &second.fields));
+    }
 
     #[test]
     fn ports_are_ignored_in_host() {

@@ -39,6 +39,7 @@ impl BackgroundService for ReloadOnHangup {
                             Err(e) => log::error!("reload refused, keeping the old configuration: {e}"),
                         },
                         Ok(Err(errors)) => {
+                            self.handle.shared.metrics.reloads.with_label_values(&["error"]).inc();
                             for e in &errors.0 {
                                 log::error!("reload refused: {e}");
                             }

@@ -8,6 +8,7 @@
 //! TinyUFO bounds the memory; a 64-bit index with the full key checked on every hit.
 
 use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -200,10 +201,217 @@ pub fn not_modified(if_none_match: Option<&HeaderValue>, etag: Option<&HeaderVal
     inm.split(',').any(|t| t.trim() == "*" || bare(t) == etag)
 }
 
+// ---- addons paths on disk (`tenants.X.addons_paths`) ----
+
+/// How long browsers and shared caches may keep a static file, as Odoo says for them
+/// (`STATIC_CACHE`, one week).
+pub const STATIC_CACHE_CONTROL: &str = "public, max-age=604800";
+
+/// The header the deploy doc's nginx sample puts on static answers that are images
+/// (`map $sent_http_content_type $content_type_csp { ~image/ "default-src 'none'"; }`): an
+/// SVG opened on its own runs no script.
+pub const IMAGE_CSP: &str = "default-src 'none'";
+
+/// What a `/<module>/static/<path>` request names on disk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StaticPath {
+    /// Not a module's static file (another route, or a module name Odoo would not have).
+    NotStatic,
+    /// A path that tries to leave the static directory (`..`, NUL, backslash, an encoded
+    /// slash, an absolute part): refused, never looked up.
+    Refused,
+    /// The module and the file's path under its `static/` directory.
+    File(String, PathBuf),
+}
+
+/// Splits a request path into module and file, percent-decoded and checked segment by segment.
+pub fn static_path(path: &str) -> StaticPath {
+    let Some(rest) = path.strip_prefix('/') else {
+        return StaticPath::NotStatic;
+    };
+    let Some((module, file)) = rest.split_once("/static/") else {
+        return StaticPath::NotStatic;
+    };
+    let module_ok = !module.is_empty()
+        && module
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !module_ok || file.is_empty() {
+        return StaticPath::NotStatic;
+    }
+    let mut rel = PathBuf::new();
+    for raw in file.split('/') {
+        let Some(seg) = percent_decode(raw) else {
+            return StaticPath::Refused;
+        };
+        if seg.is_empty() || seg == "." || seg == ".." || seg.contains(['\\', '\0', '/']) {
+            return StaticPath::Refused;
+        }
+        rel.push(seg);
+    }
+    StaticPath::File(module.to_owned(), rel)
+}
+
+/// `%XX` decoding of one path segment; `None` for a broken escape or bytes that are not UTF-8.
+fn percent_decode(seg: &str) -> Option<String> {
+    if !seg.contains('%') {
+        return Some(seg.to_owned());
+    }
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A static file read from an addons directory.
+#[derive(Debug)]
+pub struct DiskFile {
+    /// The file's bytes.
+    pub body: Bytes,
+    /// By extension.
+    pub content_type: &'static str,
+    /// A weak validator from the modification time and size (as nginx makes them).
+    pub etag: HeaderValue,
+    /// The modification time, for `Last-Modified` / `If-Modified-Since`.
+    pub modified: std::time::SystemTime,
+}
+
+/// The first `<dir>/<module>/static/<rel>` that is a regular file inside its module's
+/// `static/` directory once symlinks are resolved (a link that points out of it is not
+/// served). Runs the file system calls on the blocking pool.
+pub async fn addons_file(dirs: &[PathBuf], module: String, rel: PathBuf) -> Option<DiskFile> {
+    let dirs = dirs.to_vec();
+    tokio::task::spawn_blocking(move || {
+        dirs.iter()
+            .find_map(|dir| read_inside(&dir.join(&module).join("static"), &rel))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn read_inside(root: &std::path::Path, rel: &std::path::Path) -> Option<DiskFile> {
+    let root = std::fs::canonicalize(root).ok()?;
+    let file = std::fs::canonicalize(root.join(rel)).ok()?;
+    if !file.starts_with(&root) {
+        log::warn!(
+            "addons_paths: `{}` resolves outside `{}`: not served",
+            rel.display(),
+            root.display()
+        );
+        return None;
+    }
+    let meta = std::fs::metadata(&file).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let modified = meta.modified().ok()?;
+    let body = std::fs::read(&file).ok()?;
+    let secs = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let etag = HeaderValue::from_str(&format!("W/\"{secs:x}-{:x}\"", body.len())).ok()?;
+    Some(DiskFile {
+        content_type: content_type_of(&file),
+        body: Bytes::from(body),
+        etag,
+        modified,
+    })
+}
+
+/// The content type of a static file, by its extension (the types Odoo's addons ship).
+pub fn content_type_of(path: &std::path::Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "scss" | "sass" | "less" => "text/x-scss; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "xml" => "text/xml; charset=utf-8",
+        "txt" | "md" | "rst" => "text/plain; charset=utf-8",
+        "json" | "map" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "bmp" => "image/bmp",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        "eot" => "application/vnd.ms-fontobject",
+        "pdf" => "application/pdf",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "wasm" => "application/wasm",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Whether a request with these validators may get a 304 for `file`: `If-None-Match` when
+/// sent (weak comparison), else `If-Modified-Since` (whole seconds).
+pub fn disk_not_modified(headers: &http::HeaderMap, file: &DiskFile) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
+        return not_modified(Some(inm), Some(&file.etag));
+    }
+    let since = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    since.is_some_and(|since| secs(file.modified) <= secs(since))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn static_paths_cannot_leave_their_directory() {
+        assert_eq!(
+            static_path("/sale/static/src/img/a%20b.png"),
+            StaticPath::File("sale".into(), PathBuf::from("src/img/a b.png"))
+        );
+        for bad in [
+            "/web/static/../../etc/passwd",
+            "/web/static/src/%2e%2e/x",
+            "/web/static/a%2fb",
+            "/web/static/a%00b",
+            "/web/static/a%5cb",
+            "/web/static//etc/passwd",
+            "/web/static/a%zz",
+        ] {
+            assert_eq!(static_path(bad), StaticPath::Refused, "{bad}");
+        }
+        assert_eq!(static_path("/web/image/1"), StaticPath::NotStatic);
+        assert_eq!(static_path("/../static/x"), StaticPath::NotStatic);
+        assert_eq!(static_path("/web/static/"), StaticPath::NotStatic);
+    }
 
     fn h(cc: &str) -> HeaderMap {
         let mut m = HeaderMap::new();

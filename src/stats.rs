@@ -71,10 +71,12 @@ fn upstreams_json(set: &Upstreams, results: &[(String, bool, Option<f64>)]) -> V
     let map: Map<String, Value> = results
         .iter()
         .map(|(a, ok, ms)| {
-            let in_rotation = a.parse().is_ok_and(|addr| set.is_up(addr));
+            let addr = a.parse().ok();
+            let in_rotation = addr.is_some_and(|addr| set.is_up(addr));
+            let in_flight = addr.map_or(0, |addr| set.in_flight(addr));
             (
                 a.clone(),
-                json!({"reachable": ok, "connect_ms": ms, "in_rotation": in_rotation}),
+                json!({"reachable": ok, "connect_ms": ms, "in_rotation": in_rotation, "in_flight": in_flight}),
             )
         })
         .collect();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::TenantConfig;
+use crate::config::{Balance, TenantConfig};
 use crate::metrics::{Metrics, TenantMetrics};
 use crate::odoo_client::HttpOdooClient;
 
@@ -44,12 +44,33 @@ pub enum TenantError {
 /// of the server that made them, so a session's requests must keep reaching it. The choice is
 /// rendezvous hashing over the upstreams in rotation: the same on every BridgeCore instance,
 /// and when an upstream leaves only its own sessions move. Requests without a session go round
-/// robin.
+/// robin, or to the upstream with the fewest requests in flight (`balance: least_connections`).
 #[derive(Debug)]
 pub struct Upstreams {
     addrs: Vec<SocketAddr>,
     next: AtomicUsize,
     health: Vec<Health>,
+    /// Requests in flight to each upstream (counted by [`InFlight`] guards).
+    in_flight: Vec<Arc<AtomicUsize>>,
+    balance: Balance,
+}
+
+/// One request in flight to an upstream: counted while the guard lives, so every way a request
+/// ends (an answer, an error, a client that hung up and dropped the request) uncounts it.
+#[derive(Debug)]
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One upstream's rotation state.
@@ -92,7 +113,7 @@ fn weight(key: &str, addr: &SocketAddr) -> u64 {
 }
 
 impl Upstreams {
-    fn resolve(tenant: &str, list: &[String]) -> Result<Self, TenantError> {
+    fn resolve(tenant: &str, list: &[String], balance: Balance) -> Result<Self, TenantError> {
         let mut addrs = Vec::with_capacity(list.len());
         for entry in list {
             let resolved = entry
@@ -111,21 +132,41 @@ impl Upstreams {
             addrs.push(resolved);
         }
         let health = addrs.iter().map(|_| Health::default()).collect();
+        let in_flight = addrs
+            .iter()
+            .map(|_| Arc::new(AtomicUsize::new(0)))
+            .collect();
         Ok(Upstreams {
             addrs,
             next: AtomicUsize::new(0),
             health,
+            in_flight,
+            balance,
         })
     }
 
-    /// The upstream for a request: the session's own (`sticky`), or the next in turn. Only
-    /// upstreams in rotation are chosen; when none is, all are (trying beats a certain 502).
+    /// The upstream for a request: the session's own (`sticky`), or the next by the balancing
+    /// rule. Only upstreams in rotation are chosen; when none is, all are (trying beats a
+    /// certain 502).
     pub fn pick(&self, sticky: Option<&str>) -> Option<SocketAddr> {
+        self.pick_avoiding(sticky, None)
+    }
+
+    /// [`Upstreams::pick`], leaving out `avoid` (the upstream a retried request failed on)
+    /// unless it is the only one.
+    pub fn pick_avoiding(
+        &self,
+        sticky: Option<&str>,
+        avoid: Option<SocketAddr>,
+    ) -> Option<SocketAddr> {
         if self.addrs.is_empty() {
             return None;
         }
-        let any_up = self.health.iter().any(|h| h.up.load(Ordering::Relaxed));
-        let eligible = |i: &usize| !any_up || self.health[*i].up.load(Ordering::Relaxed);
+        let usable = |i: usize| self.addrs.len() == 1 || Some(self.addrs[i]) != avoid;
+        let any_up =
+            (0..self.addrs.len()).any(|i| usable(i) && self.health[i].up.load(Ordering::Relaxed));
+        let eligible =
+            |i: &usize| usable(*i) && (!any_up || self.health[*i].up.load(Ordering::Relaxed));
         if let Some(key) = sticky.filter(|k| !k.is_empty()) {
             return (0..self.addrs.len())
                 .filter(eligible)
@@ -134,10 +175,26 @@ impl Upstreams {
         }
         let n = self.addrs.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|k| (start + k) % n)
-            .find(|i| eligible(i))
-            .map(|i| self.addrs[i])
+        let in_turn = (0..n).map(|k| (start + k) % n).filter(eligible);
+        match self.balance {
+            Balance::RoundRobin => in_turn.take(1).next(),
+            // Ties go to the next in turn, so equally loaded upstreams still share the work.
+            Balance::LeastConnections => {
+                in_turn.min_by_key(|&i| self.in_flight[i].load(Ordering::Relaxed))
+            }
+        }
+        .map(|i| self.addrs[i])
+    }
+
+    /// Counts one request to `addr` for as long as the returned guard lives.
+    pub fn track(&self, addr: SocketAddr) -> Option<InFlight> {
+        self.index(addr).map(|i| InFlight::new(&self.in_flight[i]))
+    }
+
+    /// Requests in flight to `addr` now.
+    pub fn in_flight(&self, addr: SocketAddr) -> usize {
+        self.index(addr)
+            .map_or(0, |i| self.in_flight[i].load(Ordering::Relaxed))
     }
 
     fn index(&self, addr: SocketAddr) -> Option<usize> {
@@ -209,8 +266,8 @@ impl std::fmt::Debug for Tenant {
 impl Tenant {
     /// Builds a tenant, resolving its upstream addresses.
     pub fn new(cfg: TenantConfig, metrics: &Metrics) -> Result<Arc<Self>, TenantError> {
-        let upstreams = Upstreams::resolve(&cfg.name, &cfg.upstream)?;
-        let ws_upstreams = Upstreams::resolve(&cfg.name, &cfg.websocket_upstream)?;
+        let upstreams = Upstreams::resolve(&cfg.name, &cfg.upstream, cfg.balance)?;
+        let ws_upstreams = Upstreams::resolve(&cfg.name, &cfg.websocket_upstream, cfg.balance)?;
         let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         let metrics = metrics.tenant(&cfg.name);
         let http = HttpOdooClient::http_client(&cfg).map_err(|e| TenantError::Client {
@@ -251,5 +308,50 @@ impl Tenant {
     /// Requests to Odoo in flight now.
     pub fn in_flight(&self) -> usize {
         self.cfg.max_connections.max(1) - self.slots.available_permits()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn set(balance: Balance) -> Upstreams {
+        let list = ["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()];
+        Upstreams::resolve("t", &list, balance).unwrap()
+    }
+
+    #[test]
+    fn least_connections_prefers_the_idle_upstream_and_guards_uncount() {
+        let s = set(Balance::LeastConnections);
+        let [a, b] = [s.all()[0], s.all()[1]];
+        let busy = s.track(a).unwrap();
+        for _ in 0..4 {
+            assert_eq!(s.pick(None), Some(b));
+        }
+        let also = s.track(b).unwrap();
+        let _more = s.track(b).unwrap();
+        assert_eq!(s.pick(None), Some(a));
+        drop(busy);
+        drop(also);
+        assert_eq!((s.in_flight(a), s.in_flight(b)), (0, 1));
+        // Sessions still stick, whatever the load.
+        let home = s.pick(Some("sid")).unwrap();
+        let _load: Vec<_> = (0..5).map(|_| s.track(home).unwrap()).collect();
+        assert_eq!(s.pick(Some("sid")), Some(home));
+    }
+
+    #[test]
+    fn round_robin_alternates_and_a_retry_avoids_the_failed_upstream() {
+        let s = set(Balance::RoundRobin);
+        let [a, b] = [s.all()[0], s.all()[1]];
+        let picks: Vec<_> = (0..4).map(|_| s.pick(None).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|p| **p == a).count(), 2);
+        for _ in 0..4 {
+            assert_eq!(s.pick_avoiding(None, Some(a)), Some(b));
+        }
+        let home = s.pick(Some("sid")).unwrap();
+        let other = if home == a { b } else { a };
+        assert_eq!(s.pick_avoiding(Some("sid"), Some(home)), Some(other));
     }
 }

@@ -154,3 +154,139 @@ async fn x_accel_redirect_cannot_leave_the_filestore() {
     assert_eq!(r.status(), 404);
     assert!(!r.text().await.unwrap().contains("not for clients"));
 }
+
+/// One raw HTTP/1.1 GET (the path exactly as written: clients normalise `..` away).
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: erp.example.com\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test]
+async fn module_static_files_come_from_addons_paths_with_odoo_caching_and_csp_on_images() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let write = |root: &std::path::Path, rel: &str, bytes: &[u8]| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    let png = b"\x89PNG\r\n\x1a\nnot really a png, but served as one".to_vec();
+    write(first.path(), "custom/static/src/img/logo.png", &png);
+    write(first.path(), "custom/static/src/app.js", b"// first\n");
+    write(second.path(), "custom/static/src/app.js", b"// second\n");
+    write(second.path(), "other/static/src/other.css", b"body{}\n");
+    write(outside.path(), "secret.txt", b"top secret\n");
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        first.path().join("custom/static/leak.txt"),
+    )
+    .unwrap();
+    let h = Harness::with(
+        Dataset::demo(),
+        &format!(
+            "addons_paths: [\"{}\", \"{}\"]\n",
+            first.path().display(),
+            second.path().display()
+        ),
+        "",
+        Vec::new(),
+    );
+    let get = |path: &str, extra: Option<(&'static str, String)>| {
+        let url = h.url(path);
+        async move {
+            let mut r = client().get(url);
+            if let Some((k, v)) = extra {
+                r = r.header(k, v);
+            }
+            r.send().await.unwrap()
+        }
+    };
+
+    // From disk: Odoo's caching headers, validators, the image CSP; Odoo never asked.
+    let r = get("/custom/static/src/img/logo.png", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.headers()["cache-control"], "public, max-age=604800");
+    assert_eq!(r.headers()["content-security-policy"], "default-src 'none'");
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let last_modified = r.headers()["last-modified"].to_str().unwrap().to_owned();
+    assert_eq!(r.bytes().await.unwrap(), png);
+    let r = get(
+        "/custom/static/src/img/logo.png",
+        Some(("if-none-match", etag.clone())),
+    )
+    .await;
+    assert_eq!(r.status(), 304);
+    assert_eq!(r.headers()["etag"], etag.as_str());
+    let r = get(
+        "/custom/static/src/img/logo.png",
+        Some(("if-modified-since", last_modified)),
+    )
+    .await;
+    assert_eq!(r.status(), 304);
+    // The first directory that has the file wins; later ones are still searched.
+    let r = get("/custom/static/src/app.js", None).await;
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(r.headers().get("content-security-policy").is_none());
+    assert_eq!(r.text().await.unwrap(), "// first\n");
+    assert_eq!(
+        get("/other/static/src/other.css", None)
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "body{}\n"
+    );
+    assert_eq!(
+        h.odoo.count(),
+        0,
+        "nothing reached Odoo: {:?}",
+        h.odoo.requests()
+    );
+
+    // Not on disk: Odoo answers, and a static image from Odoo gets the CSP too.
+    let r = get("/web/static/src/img/odoo.png", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-security-policy"], "default-src 'none'");
+    assert_eq!(h.odoo.count_path("/web/static/src/img/odoo.png"), 1);
+
+    // A symlink out of the module's static directory is not followed: Odoo answers instead.
+    let r = get("/custom/static/leak.txt", None).await;
+    assert_ne!(r.text().await.unwrap(), "top secret\n");
+    assert_eq!(h.odoo.count_path("/custom/static/leak.txt"), 1);
+
+    // Traversal attempts are refused before any lookup, and reach nothing.
+    let before = h.odoo.count();
+    for path in [
+        "/custom/static/../../../../etc/passwd",
+        "/custom/static/%2e%2e/%2e%2e/secret.txt",
+        "/custom/static/src%2f..%2f..%2fsecret.txt",
+        "/custom/static/a%00.png",
+    ] {
+        let (status, text) = raw_get(h.bc.addr(), path).await;
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(
+            !text.contains("top secret") && !text.contains("root:"),
+            "{text}"
+        );
+    }
+    assert_eq!(h.odoo.count(), before);
+}

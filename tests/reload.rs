@@ -129,7 +129,7 @@ fn hup(pid: u32) {
 #[tokio::test]
 async fn sighup_rereads_the_file_and_keeps_the_old_config_when_it_is_broken() {
     let odoo = FakeOdoo::start(Dataset::demo());
-    let (text, port, _) = yaml(
+    let (text, port, admin) = yaml(
         &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
         "rate_limits: {read: 1000/minute}\n",
     );
@@ -176,6 +176,19 @@ async fn sighup_rereads_the_file_and_keeps_the_old_config_when_it_is_broken() {
     hup(pid);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(limit_header(&url, &sid).await, (200, Some("1000".into())));
+    // The refused reload is counted.
+    let metrics = client()
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("bridgecore_config_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
 
     // A good file: applied.
     std::fs::write(
@@ -215,4 +228,112 @@ impl StderrOf for Child {
         }
         s
     }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next JSON text message on BridgeCore's own socket (pings skipped).
+async fn next_json(ws: &mut Ws) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).unwrap(),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reload_changes_a_limit_while_both_kinds_of_websocket_stay_open_and_working() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)
+        .extra("service_login: admin\nservice_password: admin\n");
+    let top = "auth:\n  jwt: {secret: \"a-reload-test-secret-of-more-than-32-bytes\"}\nwebsocket: {poll_interval: 200ms}\nrate_limits: {read: 1000/minute}\n";
+    let (text, _, _) = yaml(&[spec], top);
+    let bc = start_yaml(&text, Vec::new());
+    let base = format!("http://{}", bc.addr());
+    let sid = odoo.new_session(2);
+    let url = format!("{base}/web/dataset/call_kw");
+    assert_eq!(limit_header(&url, &sid).await, (200, Some("1000".into())));
+
+    // Odoo's bus socket, through the proxy to the fake's gevent port.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/websocket", bc.addr()),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("origin", "http://erp.example.com".parse().unwrap());
+    let (mut bus, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    subscribe(&mut bus, "before").await;
+
+    // BridgeCore's own socket, with an API token, subscribed to partners.
+    let login: Value = client()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"system_id": "odoo", "login": "admin", "password": "admin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{}/api/v1/ws", bc.addr()),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut own, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(next_json(&mut own).await["type"], "authenticated");
+    own.send(Message::text(
+        json!({"type": "subscribe_model", "system_id": "odoo", "model": "res.partner", "fields": ["name"]})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut own).await["type"], "subscribed");
+
+    // The reload: same listeners, a new read limit.
+    let new_text = text.replace("read: 1000/minute", "read: 4/minute");
+    assert_ne!(new_text, text);
+    bc.handle()
+        .reload(Config::from_yaml(&new_text, "test.yaml").unwrap())
+        .unwrap();
+    metric_appears(&bc, "bridgecore_config_reloads_total{result=\"ok\"} 1").await;
+
+    // New requests run under the new limit ...
+    assert_eq!(limit_header(&url, &sid).await, (200, Some("4".into())));
+    // ... Odoo's bus socket still works both ways ...
+    subscribe(&mut bus, "after").await;
+    odoo.notify("after", "ping", json!({"n": 1}));
+    let pushed = tokio::time::timeout(Duration::from_secs(5), bus.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(pushed.to_text().unwrap().contains("\"n\":1"), "{pushed:?}");
+    // ... and BridgeCore's socket still gets live updates of writes made after the reload.
+    let admin_sid = common::login(&base, "admin", "admin").await;
+    let w = client()
+        .post(format!("{base}/web/dataset/call_kw/res.partner/write"))
+        .header("cookie", format!("session_id={admin_sid}"))
+        .json(&rpc(
+            json!({"model": "res.partner", "method": "write", "args": [[7], {"name": "After reload"}], "kwargs": {}}),
+            1,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.status(), 200);
+    let update = next_json(&mut own).await;
+    assert_eq!(update["type"], "model_update", "{update}");
+    assert_eq!(update["record_id"], 7);
+    assert_eq!(update["data"]["name"], "After reload");
+    // The sockets opened before the reload were never closed.
+    own.send(Message::text(json!({"type": "ping"}).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut own).await["type"], "pong");
 }

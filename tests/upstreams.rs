@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use fake_odoo::Fault;
 use serde_json::json;
 
 fn two_upstreams(a: &FakeOdoo, b: &FakeOdoo, health: &str) -> String {
@@ -184,5 +185,311 @@ async fn a_refused_connection_moves_the_request_and_ejects_the_upstream() {
     );
     for sid in &on_b {
         assert_eq!(call(&bc, sid).await, 200);
+    }
+}
+
+/// A read that names no session (so no upstream is its home): `common.version`.
+async fn sessionless(bc: &bridgecore::Running) -> u16 {
+    client()
+        .post(format!("http://{}/jsonrpc", bc.addr()))
+        .json(&rpc(
+            json!({"service": "common", "method": "version", "args": []}),
+            1,
+        ))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `workers` clients, each sending `each` sessionless reads one after the other.
+async fn load(bc: &bridgecore::Running, workers: usize, each: usize) {
+    let bc = std::sync::Arc::new(bc);
+    let runs = (0..workers).map(|_| {
+        let bc = bc.clone();
+        async move {
+            for _ in 0..each {
+                assert_eq!(sessionless(&bc).await, 200);
+            }
+        }
+    });
+    futures_util::future::join_all(runs).await;
+}
+
+#[tokio::test]
+async fn least_connections_sends_fewer_new_requests_to_a_slow_upstream() {
+    let slow = FakeOdoo::start(Dataset::demo());
+    let fast = FakeOdoo::start(Dataset::demo());
+    slow.set_delay(Duration::from_millis(300));
+    let (workers, each) = (6, 16);
+    let total = workers * each;
+
+    // Round robin (the default) gives the slow one every other request ...
+    let bc = start_yaml(&two_upstreams(&slow, &fast, ""), Vec::new());
+    load(&bc, workers, each).await;
+    assert_eq!(slow.count() + fast.count(), total);
+    assert_eq!(slow.count(), total / 2);
+    bc.stop();
+    slow.reset_counts();
+    fast.reset_counts();
+
+    // ... least connections only what the fast one is too busy to take first.
+    let bc = start_yaml(
+        &two_upstreams(&slow, &fast, "balance: least_connections\n"),
+        Vec::new(),
+    );
+    load(&bc, workers, each).await;
+    assert_eq!(slow.count() + fast.count(), total);
+    assert!(
+        slow.count() * 4 <= total,
+        "slow upstream got {} of {total}",
+        slow.count()
+    );
+    // Nothing stays counted once the requests are done.
+    let h = health(&bc).await;
+    for addr in [slow.addr(), fast.addr()] {
+        assert_eq!(h["upstreams"][addr.to_string()]["in_flight"], 0, "{h}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_the_client_abandons_stops_counting_against_its_upstream() {
+    let a = FakeOdoo::start(Dataset::demo());
+    let b = FakeOdoo::start(Dataset::demo());
+    a.set_delay(Duration::from_secs(60));
+    b.set_delay(Duration::from_secs(60));
+    let bc = start_yaml(
+        &two_upstreams(&a, &b, "balance: least_connections\n"),
+        Vec::new(),
+    );
+    let pending = tokio::spawn({
+        let addr = bc.addr();
+        async move {
+            let _ = client()
+                .post(format!("http://{addr}/jsonrpc"))
+                .json(&rpc(
+                    json!({"service": "common", "method": "version", "args": []}),
+                    1,
+                ))
+                .send()
+                .await;
+        }
+    });
+    until(|| a.count() + b.count() == 1).await;
+    let busy = if a.count() == 1 { a.addr() } else { b.addr() };
+    assert_eq!(
+        health(&bc).await["upstreams"][busy.to_string()]["in_flight"],
+        1
+    );
+    // The client hangs up while Odoo is still working: the request ends, and so does its count.
+    pending.abort();
+    let _ = pending.await;
+    let mut last = serde_json::Value::Null;
+    for _ in 0..200 {
+        last = health(&bc).await;
+        if last["upstreams"][busy.to_string()]["in_flight"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("still counted after the client left: {last}");
+}
+
+/// `/jsonrpc` `execute_kw` on `res.partner` as the admin: positional arguments, then keywords.
+fn jsonrpc(method: &str, args: serde_json::Value, kwargs: serde_json::Value) -> serde_json::Value {
+    rpc(
+        json!({"service": "object", "method": "execute_kw",
+               "args": ["odoo", 2, "admin", "res.partner", method, args, kwargs]}),
+        9,
+    )
+}
+
+async fn post(
+    bc: &bridgecore::Running,
+    path: &str,
+    body: &serde_json::Value,
+    sid: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut r = client()
+        .post(format!("http://{}{path}", bc.addr()))
+        .json(body);
+    if let Some(sid) = sid {
+        r = r.header("cookie", format!("session_id={sid}"));
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn a_failed_read_with_its_own_credentials_goes_once_to_another_upstream_and_a_write_never() {
+    let json2 = || {
+        let mut d = Dataset::demo();
+        d.json2 = true;
+        d
+    };
+    let broken = FakeOdoo::start(json2());
+    let good = FakeOdoo::start(json2());
+    broken.set_fault(Some(Fault::Reset));
+    // The broken one is listed first: the first request without a session goes to it.
+    let bc = start_yaml(&two_upstreams(&broken, &good, ""), Vec::new());
+
+    let read = jsonrpc(
+        "search_read",
+        json!([[]]),
+        json!({"fields": ["name"], "limit": 3}),
+    );
+    let (status, body) = post(&bc, "/jsonrpc", &read, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(
+        broken.count_calls("res.partner", "search_read"),
+        1,
+        "one attempt at the broken one"
+    );
+    assert_eq!(
+        good.count_calls("res.partner", "search_read"),
+        1,
+        "one at the good one"
+    );
+    metric_appears(&bc, "bridgecore_upstream_retries_total{tenant=\"odoo\"} 1").await;
+
+    // A write is sent once: when it lands on the broken upstream, the client gets Odoo's error
+    // shape with 502 and the write is not tried elsewhere.
+    let mut failed = None;
+    for i in 0..8 {
+        let write = jsonrpc(
+            "write",
+            json!([[1], {"name": format!("renamed {i}")}]),
+            json!({}),
+        );
+        let before = (
+            broken.count_calls("res.partner", "write"),
+            good.count_calls("res.partner", "write"),
+        );
+        let (status, body) = post(&bc, "/jsonrpc", &write, None).await;
+        let after = (
+            broken.count_calls("res.partner", "write"),
+            good.count_calls("res.partner", "write"),
+        );
+        assert_eq!(
+            after.0 - before.0 + after.1 - before.1,
+            1,
+            "sent exactly once"
+        );
+        if after.0 > before.0 {
+            failed = Some((status, body));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = failed.expect("a write landed on the broken upstream");
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["jsonrpc"], "2.0");
+    assert_eq!(body["id"], 9);
+    assert_eq!(body["error"]["code"], 502, "{body}");
+    assert!(
+        body["error"]["data"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("bridgecore."),
+        "{body}"
+    );
+
+    // An upstream that answers 502/503 itself (Odoo down behind it): the read moves too.
+    broken.set_fault(Some(Fault::Status(503)));
+    broken.reset_counts();
+    good.reset_counts();
+    for i in 0..4 {
+        // Different domains: no answer comes from the cache.
+        let count = jsonrpc("search_count", json!([[["id", ">", i]]]), json!({}));
+        let (status, body) = post(&bc, "/jsonrpc", &count, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["result"].is_i64(), "{body}");
+    }
+    assert!(broken.count() >= 1);
+    assert_eq!(good.count_calls("res.partner", "search_count"), 4);
+
+    // `/json/2` with an API key carries its own credentials too.
+    broken.set_fault(Some(Fault::Reset));
+    for i in 0..4 {
+        let r = client()
+            .post(format!(
+                "http://{}/json/2/res.partner/search_read",
+                bc.addr()
+            ))
+            .header("authorization", "bearer admin-api-key")
+            .header("x-odoo-database", "odoo")
+            .json(&json!({"domain": [["id", ">", i]], "fields": ["name"], "limit": 2}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let rows: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    }
+    assert!(broken.count_calls("res.partner", "search_read") >= 1);
+    assert_eq!(good.count_calls("res.partner", "search_read"), 4);
+}
+
+/// Session ids whose home (by the consistent hash) is `home`: found by asking BridgeCore with
+/// both upstreams healthy.
+async fn sessions_living_on(
+    bc: &bridgecore::Running,
+    home: &FakeOdoo,
+    other: &FakeOdoo,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..16 {
+        let sid = format!("shared{i:02}");
+        call(bc, &sid).await;
+        if served(home, other, &sid) == (1, 0) {
+            out.push(sid);
+        }
+    }
+    assert!(!out.is_empty());
+    out
+}
+
+#[tokio::test]
+async fn a_cookie_session_read_is_retried_only_when_the_tenant_shares_sessions() {
+    for shared in [false, true] {
+        let home = FakeOdoo::start(Dataset::demo());
+        let other = FakeOdoo::start(Dataset::demo());
+        let extra = if shared {
+            "shared_sessions: true\n"
+        } else {
+            ""
+        };
+        let bc = start_yaml(&two_upstreams(&home, &other, extra), Vec::new());
+        let sids = sessions_living_on(&bc, &home, &other).await;
+        for sid in &sids {
+            home.add_session(sid, 2);
+            other.add_session(sid, 2);
+        }
+        home.set_fault(Some(Fault::Reset));
+        let read = rpc(
+            json!({"model": "res.partner", "method": "search_count", "args": [[["id", ">", 1]]], "kwargs": {}}),
+            3,
+        );
+        for sid in &sids {
+            let before = served(&home, &other, sid);
+            let (status, body) = post(&bc, "/web/dataset/call_kw", &read, Some(sid)).await;
+            let after = served(&home, &other, sid);
+            assert_eq!(after.0 - before.0, 1, "tried at its home first");
+            if shared {
+                assert_eq!(status, 200, "{body}");
+                assert!(body["result"].as_i64().is_some(), "{body}");
+                assert_eq!(after.1 - before.1, 1, "then once on the other upstream");
+            } else {
+                assert_eq!(status, 502, "{body}");
+                assert_eq!(body["error"]["code"], 502, "{body}");
+                assert_eq!(
+                    after.1, before.1,
+                    "never sent where the session does not live"
+                );
+            }
+        }
     }
 }

@@ -10,7 +10,10 @@
 //!   writes it back;
 //! - [`classify`] sorts calls into read/write classes and rate-limit categories (default-deny);
 //! - [`domain`] parses Odoo domains and writes them in a canonical order for cache keys;
-//! - [`rewrite`] changes calls to protect Odoo: limit caps, large `read`s split into batches;
+//! - [`rewrite`] changes calls to protect Odoo and share cache entries: limit caps, large
+//!   `read`s answered from batches, canonical domains, `exclude_binary` field lists;
+//! - [`expand`] answers dotted field names (`partner_id.name`) with one batched read per
+//!   relation level (one `web_search_read` on Odoo 17+);
 //! - [`filter`] is the [`Filter`] trait and the [`Chain`] that runs filters in order;
 //! - [`odoo`] is the handle filters use to call Odoo themselves;
 //! - [`rate_limit`] keys, policy and the exact local limiter behind the per-category limits;
@@ -28,6 +31,7 @@ pub mod classify;
 pub mod domain;
 pub mod encoding;
 pub mod error;
+pub mod expand;
 pub mod filter;
 pub mod forwarded;
 pub mod json;

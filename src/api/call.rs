@@ -110,7 +110,15 @@ async fn run(
     let cache = &shared.cache;
     let cfg = &rt.config.cache;
     let mut pending = None;
-    if let Some(plan) = cache.plan(cfg, tenant.name(), &call, Some(odoo_session), false) {
+    let canonical = rt.optimizer.for_tenant(tenant.name()).domains.keys();
+    if let Some(plan) = cache.plan_with(
+        cfg,
+        tenant.name(),
+        &call,
+        Some(odoo_session),
+        false,
+        canonical,
+    ) {
         match cache.lookup(tenant.name(), plan, cfg.lock_timeout).await {
             Lookup::Hit(entry) => {
                 cache.count(tenant.name(), Status::Hit);
@@ -214,14 +222,21 @@ fn from_filter(reply: Reply) -> Reply {
         .headers
         .iter()
         .any(|(n, v)| n.as_str() == "x-cache" && v.as_bytes() == b"HIT");
+    // A filter that rewrote the call and answered it itself (field expansion, read batches)
+    // says so in `X-BridgeCore-Rewrite`; that header stays on the answer.
+    let optimized = reply
+        .headers
+        .iter()
+        .any(|(n, _)| n.as_str() == bridgecore_filters::rewrite::REWRITE_HEADER);
     if reply.status == 200 {
-        return answer(map_answer(
-            &reply.body,
-            Served {
-                cached,
-                optimized: false,
-            },
-        ));
+        let mut out = answer(map_answer(&reply.body, Served { cached, optimized }));
+        out.headers.extend(
+            reply
+                .headers
+                .into_iter()
+                .filter(|(n, _)| n != http::header::CONTENT_TYPE),
+        );
+        return out;
     }
     let message = serde_json::from_slice::<Value>(&reply.body)
         .ok()

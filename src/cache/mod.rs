@@ -204,6 +204,20 @@ impl Cache {
         odoo_session: Option<&str>,
         no_cache: bool,
     ) -> Option<Plan> {
+        self.plan_with(cfg, tenant, call, odoo_session, no_cache, true)
+    }
+
+    /// [`Cache::plan`], keying searches on their canonical domain only when
+    /// `canonical_domains` (the tenant's `optimizer.canonical_domains` is not `off`).
+    pub fn plan_with(
+        &self,
+        cfg: &CacheConfig,
+        tenant: &str,
+        call: &Call,
+        odoo_session: Option<&str>,
+        no_cache: bool,
+        canonical_domains: bool,
+    ) -> Option<Plan> {
         if !cfg.enabled || no_cache || call.class() != Class::CacheableRead {
             return None;
         }
@@ -225,7 +239,7 @@ impl Cache {
         // of the web client, which repeats the same bytes with a new id).
         let key = match bytes_key.and_then(|k| self.memory.alias(&k)) {
             Some(canonical) => canonical,
-            None => CacheKey::of(tenant, identity.as_ref(), call)?,
+            None => CacheKey::of_with(tenant, identity.as_ref(), call, canonical_domains)?,
         };
         let ttl = model_cfg.ttl.unwrap_or_else(|| cfg.ttl.for_method(method));
         if ttl.is_zero() {

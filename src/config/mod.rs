@@ -45,6 +45,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bridgecore_filters::rewrite::{
+    CapRoutes, DefaultFields, DomainMode, LimitCaps, Optimizer, OptimizerOverrides,
+    DEFAULT_READ_CONCURRENCY,
+};
 use bridgecore_filters::units::Rate;
 use ipnet::IpNet;
 
@@ -192,6 +196,29 @@ pub struct TenantConfig {
     pub rate_limits: RateLimitOverrides,
     /// Active health checks of the upstreams.
     pub health_check: HealthCheckConfig,
+    /// This tenant's overrides of the global `optimizer:` section, key by key.
+    pub optimizer: OptimizerOverrides,
+    /// How requests without an Odoo session are spread over several upstreams. Default
+    /// round robin.
+    pub balance: Balance,
+    /// The upstreams share Odoo's session store (a shared `session_dir`), so a failed read
+    /// with a session may be retried on another upstream. Default false.
+    pub shared_sessions: bool,
+    /// Addons directories: `GET /<module>/static/<path>` is served from
+    /// `<dir>/<module>/static/<path>` when that file exists (first directory wins), else by
+    /// Odoo. Default none.
+    pub addons_paths: Vec<PathBuf>,
+}
+
+/// `tenants.X.balance`: where a request without an Odoo session goes (requests with one
+/// stick to their session's upstream either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Balance {
+    /// Each upstream in turn (`round_robin`, the default).
+    #[default]
+    RoundRobin,
+    /// The upstream with the fewest requests in flight (`least_connections`).
+    LeastConnections,
 }
 
 /// `tenants.X.health_check`: each upstream (and websocket upstream) is asked `path` every
@@ -241,6 +268,10 @@ impl Default for TenantConfig {
             filestore: None,
             rate_limits: RateLimitOverrides::default(),
             health_check: HealthCheckConfig::default(),
+            optimizer: OptimizerOverrides::default(),
+            balance: Balance::RoundRobin,
+            shared_sessions: false,
+            addons_paths: Vec::new(),
         }
     }
 }
@@ -543,12 +574,28 @@ pub struct AuthConfig {
     pub jwt: JwtConfig,
 }
 
-/// The `optimizer:` section.
+/// The `optimizer:` section (issue 5). A tenant's `optimizer:` overrides it key by key
+/// ([`TenantConfig::optimizer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OptimizerConfig {
-    /// Largest `limit` per method; bigger (or missing) limits are capped. Defaults:
-    /// `search_read` 200, `web_search_read` 200, `read` 100, `name_search` 50.
+    /// Largest `limit` per method; bigger (or missing) limits are capped, larger `read`s are
+    /// split into batches. Defaults: `search_read` 200, `web_search_read` 200, `read` 100,
+    /// `name_search` 50.
     pub max_limits: BTreeMap<String, u64>,
+    /// Per model, per method: a cap, or `None` to exempt the pair. Default none.
+    pub models: BTreeMap<String, BTreeMap<String, Option<u64>>>,
+    /// The routes caps and batching apply to. Default: API and RPC on, web off.
+    pub limit_caps: CapRoutes,
+    /// Canonical domains: forwarded (default), cache keys only, or off.
+    pub canonical_domains: DomainMode,
+    /// Dotted field names are expanded by BridgeCore. Default true.
+    pub expand_dotted: bool,
+    /// Automatic expansion on `/api/v1`: model → relational field → sub-fields. Default none.
+    pub expand: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Columns of a read without `fields`. Default all.
+    pub default_fields: DefaultFields,
+    /// Batches of one split `read` in flight at once (1-64). Default 4.
+    pub read_concurrency: usize,
 }
 
 impl Default for OptimizerConfig {
@@ -560,6 +607,34 @@ impl Default for OptimizerConfig {
                 ("read".to_owned(), 100),
                 ("name_search".to_owned(), 50),
             ]),
+            models: BTreeMap::new(),
+            limit_caps: CapRoutes::default(),
+            canonical_domains: DomainMode::Forward,
+            expand_dotted: true,
+            expand: BTreeMap::new(),
+            default_fields: DefaultFields::All,
+            read_concurrency: DEFAULT_READ_CONCURRENCY,
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// The filters' form of these settings (before any tenant's overrides).
+    pub fn optimizer(&self) -> Optimizer {
+        let mut caps = LimitCaps::new(self.max_limits.clone());
+        for (model, methods) in &self.models {
+            for (method, cap) in methods {
+                caps.set_model(model, method, *cap);
+            }
+        }
+        Optimizer {
+            caps,
+            cap_routes: self.limit_caps,
+            domains: self.canonical_domains,
+            expand_dotted: self.expand_dotted,
+            expand: self.expand.clone(),
+            default_fields: self.default_fields,
+            read_concurrency: self.read_concurrency,
         }
     }
 }

@@ -86,6 +86,10 @@ pub(crate) struct TenantFile {
     pub filestore: Option<String>,
     pub rate_limits: Option<RateOverridesFile>,
     pub health_check: Option<HealthCheckFile>,
+    pub optimizer: Option<OptimizerFile>,
+    pub balance: Option<String>,
+    pub shared_sessions: Option<bool>,
+    pub addons_paths: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +183,29 @@ pub(crate) struct JwtFile {
 pub(crate) struct OptimizerFile {
     /// Per-method caps; a `null` method removes that method's default cap.
     pub max_limits: Option<BTreeMap<String, Option<u64>>>,
+    /// Per-model caps; a `null` method exempts the model from that method's cap.
+    pub models: Option<BTreeMap<String, OptimizerModelFile>>,
+    pub limit_caps: Option<LimitCapsFile>,
+    pub canonical_domains: Option<String>,
+    pub expand_dotted: Option<bool>,
+    /// model → relational field → sub-fields.
+    pub expand: Option<BTreeMap<String, BTreeMap<String, Vec<String>>>>,
+    pub default_fields: Option<String>,
+    pub read_concurrency: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OptimizerModelFile {
+    pub max_limits: Option<BTreeMap<String, Option<u64>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitCapsFile {
+    pub api: Option<bool>,
+    pub rpc: Option<bool>,
+    pub web: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -124,7 +124,7 @@ fn drift(text: &str) -> Vec<String> {
     // Every struct the file fills has all its keys written out (a tenant's `rate_limits: {}` is
     // filled, but its keys can only be shown as a commented example: setting them would change
     // the tenant's limits).
-    let example_only = ["tenants.odoo.rate_limits"];
+    let example_only = ["tenants.odoo.rate_limits", "tenants.odoo.optimizer"];
     for s in &load_report(text, &no_env).structs {
         if example_only.contains(&s.path.as_str()) {
             continue;
@@ -139,8 +139,9 @@ fn drift(text: &str) -> Vec<String> {
     // tenant's rate-limit overrides, a model entry) have every key in a commented example.
     let extras = "server: {tls: [{listen: \"127.0.0.1:1\", cert: c, key: k}]}\n\
                   redis: {url: \"redis://x\"}\n\
-                  tenants: {t: {upstream: [\"a:1\"], rate_limits: {}}}\n\
-                  cache: {models: {m: {}}}\n";
+                  tenants: {t: {upstream: [\"a:1\"], rate_limits: {}, optimizer: {}}}\n\
+                  cache: {models: {m: {}}}\n\
+                  optimizer: {models: {m: {}}}\n";
     let mut checked = 0;
     for s in &load_report(extras, &no_env).structs {
         if [
@@ -148,6 +149,8 @@ fn drift(text: &str) -> Vec<String> {
             "tenants.t.rate_limits",
             "cache.models.m",
             "server.tls[0]",
+            "tenants.t.optimizer",
+            "optimizer.models.m",
         ]
         .contains(&s.path.as_str())
         {
@@ -166,7 +169,7 @@ fn drift(text: &str) -> Vec<String> {
     }
     assert_eq!(
         checked,
-        4,
+        6,
         "struct paths: {:?}",
         load_report(extras, &no_env)
             .structs
@@ -1165,4 +1168,150 @@ fn tls_listeners_are_checked() {
     assert_eq!(cfg.server.tls[0].listen, "127.0.0.1:8443");
     assert!(cfg.server.redirect_http_to_https);
     assert_eq!(cfg.server.hsts.as_deref(), Some("max-age=600"));
+}
+
+// ---- optimizer (issue 5) ----
+
+#[test]
+fn optimizer_keys_load_and_tenants_override_them_key_by_key() {
+    use bridgecore_filters::rewrite::{CapRoutes, DefaultFields, DomainMode, OptimizerSet};
+    let cfg = ok(r#"optimizer:
+  max_limits: {read: 50}
+  models:
+    res.partner: {max_limits: {search_read: 500, read: null}}
+  limit_caps: {web: true}
+  canonical_domains: key
+  expand: {sale.order: {partner_id: [name, email, phone]}}
+  default_fields: exclude_binary
+  read_concurrency: 8
+tenants:
+  a:
+    upstream: ["127.0.0.1:8069"]
+  b:
+    upstream: ["127.0.0.1:8069"]
+    optimizer:
+      max_limits: {read: 20, search_read: null}
+      models: {res.partner: {max_limits: {read: 5}}}
+      limit_caps: {api: false}
+      canonical_domains: forward
+      expand_dotted: false
+      expand: {sale.order: {}, res.partner: {country_id: [code]}}
+      default_fields: all
+      read_concurrency: 1
+"#);
+    let o = &cfg.optimizer;
+    assert_eq!(o.max_limits.get("read"), Some(&50));
+    assert_eq!(o.max_limits.get("search_read"), Some(&200));
+    assert_eq!(
+        o.limit_caps,
+        CapRoutes {
+            api: true,
+            rpc: true,
+            web: true
+        }
+    );
+    assert_eq!(o.canonical_domains, DomainMode::Key);
+    assert_eq!(o.default_fields, DefaultFields::ExcludeBinary);
+    assert_eq!(o.read_concurrency, 8);
+    assert!(cfg.tenant("a").unwrap().optimizer.is_empty());
+
+    let mut set = OptimizerSet::new(o.optimizer());
+    for t in &cfg.tenants {
+        set = set.with_tenant(t.name.clone(), &t.optimizer);
+    }
+    let a = set.for_tenant("a");
+    assert_eq!(a.caps.cap_for("sale.order", "read"), Some(50));
+    assert_eq!(a.caps.cap_for("res.partner", "read"), None);
+    assert_eq!(a.caps.cap_for("res.partner", "search_read"), Some(500));
+    assert_eq!(
+        a.expand["sale.order"]["partner_id"],
+        ["name", "email", "phone"]
+    );
+    let b = set.for_tenant("b");
+    assert_eq!(b.caps.cap_for("sale.order", "read"), Some(20));
+    assert_eq!(b.caps.cap_for("sale.order", "search_read"), None);
+    assert_eq!(b.caps.cap_for("res.partner", "read"), Some(5));
+    assert_eq!(b.caps.cap_for("res.partner", "search_read"), Some(500));
+    assert_eq!(
+        b.cap_routes,
+        CapRoutes {
+            api: false,
+            rpc: true,
+            web: true
+        }
+    );
+    assert_eq!(b.domains, DomainMode::Forward);
+    assert!(!b.expand_dotted);
+    assert!(!b.expand.contains_key("sale.order"));
+    assert_eq!(b.expand["res.partner"]["country_id"], ["code"]);
+    assert_eq!(b.default_fields, DefaultFields::All);
+    assert_eq!(b.read_concurrency, 1);
+    // An unknown tenant reads the global settings.
+    assert_eq!(set.for_tenant("zzz"), set.global());
+}
+
+#[test]
+fn optimizer_errors_are_positioned() {
+    let text = "optimizer:\n  canonical_domains: always\n  read_concurrency: 0\n  default_fields: none\n  colour: red\n  models:\n    \"res partner\": {}\n    res.users: {max_limits: {read: 0}}\n  expand:\n    sale.order: {partner_id: []}\n    res.partner: {\"bad field\": [name], country_id: [\"co de\"]}\n  limit_caps: {cli: true}\ntenants:\n  odoo:\n    upstream: [\"127.0.0.1:8069\"]\n    optimizer:\n      read_concurrency: 65\n      max_limits: {read: 0}\n      unknown: 1\n";
+    let errs = errors(text);
+    let expect = [
+        "2:22: `optimizer.canonical_domains`: unknown mode `always`",
+        "3:21: `optimizer.read_concurrency`: must be between 1 and 64",
+        "4:19: `optimizer.default_fields`: unknown value `none`",
+        "5:3: unknown key `colour`",
+        "7:5: `optimizer.models.res partner`: `res partner` is not an Odoo model name",
+        "8:36: `optimizer.models.res.users.max_limits.read`: must be at least 1",
+        "10:30: `optimizer.expand.sale.order.partner_id`: list at least one field",
+        "11:19: `optimizer.expand.res.partner.bad field`: `bad field` is not an Odoo field name",
+        "11:53: `optimizer.expand.res.partner.country_id[0]`: `co de` is not an Odoo field name",
+        "12:16: unknown key `cli`",
+        "17:25: `tenants.odoo.optimizer.read_concurrency`: must be between 1 and 64",
+        "18:26: `tenants.odoo.optimizer.max_limits.read`: must be at least 1",
+        "19:7: unknown key `unknown`",
+    ];
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    for (got, want) in errs.iter().zip(expect) {
+        assert!(
+            got.starts_with(want) || got.contains(want),
+            "expected `{want}`, got `{got}`\nall: {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn balance_shared_sessions_and_addons_paths_are_parsed_and_checked() {
+    let cfg = ok("tenants:\n  a:\n    upstream: [\"h:1\", \"h:2\"]\n    balance: least_connections\n    shared_sessions: true\n    addons_paths: [/opt/odoo/addons, /srv/custom]\n");
+    let t = &cfg.tenants[0];
+    assert_eq!(t.balance, Balance::LeastConnections);
+    assert!(t.shared_sessions);
+    assert_eq!(
+        t.addons_paths,
+        vec![
+            std::path::PathBuf::from("/opt/odoo/addons"),
+            std::path::PathBuf::from("/srv/custom")
+        ]
+    );
+    let d = ok("tenants:\n  a:\n    upstream: [\"h:1\"]\n");
+    assert_eq!(d.tenants[0].balance, Balance::RoundRobin);
+    assert!(!d.tenants[0].shared_sessions && d.tenants[0].addons_paths.is_empty());
+
+    assert_one(
+        "tenants:\n  a:\n    upstream: [\"h:1\"]\n    shared_sessions: maybe\n",
+        4,
+        22,
+        "expected true or false",
+    );
+    let errs = errors("tenants:\n  a:\n    upstream: [\"h:1\"]\n    balance: fastest\n    addons_paths: [addons, /ok]\n    addon_paths: [/x]\n");
+    let expect = [
+        "4:14: `tenants.a.balance`: unknown balancing `fastest`",
+        "5:20: `tenants.a.addons_paths[0]`: `addons` is not an absolute directory path",
+        "6:5: unknown key `addon_paths` in `tenants.a` (did you mean `addons_paths`?)",
+    ];
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    for (got, want) in errs.iter().zip(expect) {
+        assert!(
+            got.starts_with(want),
+            "expected `{want}`, got `{got}`\nall: {errs:#?}"
+        );
+    }
 }

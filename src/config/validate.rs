@@ -6,6 +6,9 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bridgecore_filters::rewrite::{
+    CapRoutesOverrides, DefaultFields, DomainMode, OptimizerOverrides, MAX_READ_CONCURRENCY,
+};
 use bridgecore_filters::units::{self, Rate};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -17,7 +20,7 @@ use super::schema::{
 };
 use super::yaml::{self, path_string, Kind, Node, Pos, Problem, Scalar, Seg};
 use super::{
-    AuthConfig, CacheBackend, CacheConfig, CompressionConfig, Config, HealthCheckConfig,
+    AuthConfig, Balance, CacheBackend, CacheConfig, CompressionConfig, Config, HealthCheckConfig,
     Invalidation, JwtAlgorithm, JwtConfig, ModelCacheConfig, OptimizerConfig, RateLimitConfig,
     RateLimitOverrides, RedisConfig, ServerConfig, StaticCacheConfig, TenantConfig, TlsListener,
     WebsocketConfig,
@@ -875,30 +878,186 @@ impl<'a> Validator<'a> {
     }
 
     fn optimizer(&mut self) -> OptimizerConfig {
-        let mut max_limits = OptimizerConfig::default().max_limits;
+        let d = OptimizerConfig::default();
         let f: OptimizerFile = self.section("optimizer").or_default();
+        let o = self.optimizer_overrides(f, &[key("optimizer")]);
+        let mut max_limits = d.max_limits;
+        for (method, cap) in o.max_limits {
+            match cap {
+                Some(n) => max_limits.insert(method, n),
+                None => max_limits.remove(&method),
+            };
+        }
+        OptimizerConfig {
+            max_limits,
+            models: o.models,
+            limit_caps: bridgecore_filters::rewrite::CapRoutes {
+                api: o.limit_caps.api.unwrap_or(d.limit_caps.api),
+                rpc: o.limit_caps.rpc.unwrap_or(d.limit_caps.rpc),
+                web: o.limit_caps.web.unwrap_or(d.limit_caps.web),
+            },
+            canonical_domains: o.domains.unwrap_or(d.canonical_domains),
+            expand_dotted: o.expand_dotted.unwrap_or(d.expand_dotted),
+            expand: o.expand,
+            default_fields: o.default_fields.unwrap_or(d.default_fields),
+            read_concurrency: o.read_concurrency.unwrap_or(d.read_concurrency),
+        }
+    }
+
+    /// Checks an `optimizer:` section (the global one, or a tenant's at `base`) into the
+    /// settings it gives; every bad key or value is reported and left out.
+    fn optimizer_overrides(&mut self, f: OptimizerFile, base: &[Seg<'_>]) -> OptimizerOverrides {
+        let mut o = OptimizerOverrides::default();
+        let method_ok = |m: &str| is_name(m, &['_']);
+        let model_ok = |m: &str| is_name(m, &['_', '.']);
+
         for (method, value) in f.max_limits.unwrap_or_default() {
-            let path = [key("optimizer"), key("max_limits"), Seg::Key(&method)];
-            if !is_name(&method, &['_']) {
+            let mut p = base.to_vec();
+            p.extend([key("max_limits"), Seg::Key(&method)]);
+            if !method_ok(&method) {
                 self.key_err(
-                    &path,
+                    &p,
                     format!("`{method}` is not an Odoo method name (letters, digits and `_`)"),
                 );
                 continue;
             }
             match value {
-                None => {
-                    max_limits.remove(&method);
-                }
                 Some(0) => {
-                    self.value_err(&path, "must be at least 1 (write `null` to remove the cap)")
+                    self.value_err(&p, "must be at least 1 (write `null` to remove the cap)")
                 }
-                Some(n) => {
-                    max_limits.insert(method, n);
+                cap => {
+                    o.max_limits.insert(method.clone(), cap);
                 }
             }
         }
-        OptimizerConfig { max_limits }
+
+        for (model, entry) in f.models.unwrap_or_default() {
+            let mut p = base.to_vec();
+            p.extend([key("models"), Seg::Key(&model)]);
+            if !model_ok(&model) {
+                self.key_err(
+                    &p,
+                    format!("`{model}` is not an Odoo model name (such as `res.partner`)"),
+                );
+                continue;
+            }
+            let mut methods = BTreeMap::new();
+            for (method, value) in entry.max_limits.unwrap_or_default() {
+                let mut mp = p.clone();
+                mp.extend([key("max_limits"), Seg::Key(&method)]);
+                if !method_ok(&method) {
+                    self.key_err(
+                        &mp,
+                        format!("`{method}` is not an Odoo method name (letters, digits and `_`)"),
+                    );
+                    continue;
+                }
+                match value {
+                    Some(0) => self.value_err(
+                        &mp,
+                        "must be at least 1 (write `null` to exempt the model from the cap)",
+                    ),
+                    cap => {
+                        methods.insert(method.clone(), cap);
+                    }
+                }
+            }
+            o.models.insert(model.clone(), methods);
+        }
+
+        let caps = f.limit_caps.unwrap_or_default();
+        o.limit_caps = CapRoutesOverrides {
+            api: caps.api,
+            rpc: caps.rpc,
+            web: caps.web,
+        };
+
+        if let Some(mode) = f.canonical_domains {
+            let mut p = base.to_vec();
+            p.push(key("canonical_domains"));
+            match DomainMode::from_name(&mode) {
+                Some(m) => o.domains = Some(m),
+                None => self.value_err(
+                    &p,
+                    format!("unknown mode `{mode}`: expected `forward`, `key` or `off`"),
+                ),
+            }
+        }
+        o.expand_dotted = f.expand_dotted;
+
+        let global = base.len() == 1;
+        for (model, fields) in f.expand.unwrap_or_default() {
+            let mut p = base.to_vec();
+            p.extend([key("expand"), Seg::Key(&model)]);
+            if !model_ok(&model) {
+                self.key_err(
+                    &p,
+                    format!("`{model}` is not an Odoo model name (such as `sale.order`)"),
+                );
+                continue;
+            }
+            if global && fields.is_empty() {
+                self.value_err(
+                    &p,
+                    "list at least one relational field, e.g. `{partner_id: [name, email]}`",
+                );
+                continue;
+            }
+            let mut out = BTreeMap::new();
+            for (field, subfields) in fields {
+                let mut fp = p.clone();
+                fp.push(Seg::Key(&field));
+                if !method_ok(&field) {
+                    self.key_err(
+                        &fp,
+                        format!("`{field}` is not an Odoo field name (letters, digits and `_`)"),
+                    );
+                    continue;
+                }
+                if subfields.is_empty() {
+                    self.value_err(&fp, "list at least one field to read, e.g. `[name, email]`");
+                    continue;
+                }
+                let mut ok = true;
+                for (i, sub) in subfields.iter().enumerate() {
+                    if !method_ok(sub) {
+                        let mut sp = fp.clone();
+                        sp.push(Seg::Index(i));
+                        self.value_err(
+                            &sp,
+                            format!("`{sub}` is not an Odoo field name (letters, digits and `_`)"),
+                        );
+                        ok = false;
+                    }
+                }
+                if ok {
+                    out.insert(field.clone(), subfields.clone());
+                }
+            }
+            o.expand.insert(model.clone(), out);
+        }
+
+        if let Some(name) = f.default_fields {
+            let mut p = base.to_vec();
+            p.push(key("default_fields"));
+            match DefaultFields::from_name(&name) {
+                Some(d) => o.default_fields = Some(d),
+                None => self.value_err(
+                    &p,
+                    format!("unknown value `{name}`: expected `all` or `exclude_binary`"),
+                ),
+            }
+        }
+
+        if let Some(n) = f.read_concurrency {
+            let mut p = base.to_vec();
+            p.push(key("read_concurrency"));
+            match usize::try_from(n) {
+                Ok(n) if (1..=MAX_READ_CONCURRENCY).contains(&n) => o.read_concurrency = Some(n),
+                _ => self.value_err(&p, format!("must be between 1 and {MAX_READ_CONCURRENCY}")),
+            }
+        }
+        o
     }
 
     fn compression(&mut self) -> CompressionConfig {
@@ -1217,8 +1376,49 @@ impl<'a> Validator<'a> {
             rise,
             fall,
         };
+        let balance = match f.balance.as_deref() {
+            None => d.balance,
+            Some("round_robin") => Balance::RoundRobin,
+            Some("least_connections") => Balance::LeastConnections,
+            Some(other) => {
+                self.value_err(
+                    &at("balance"),
+                    format!(
+                        "unknown balancing `{other}`: expected `round_robin` or `least_connections`"
+                    ),
+                );
+                d.balance
+            }
+        };
+        let mut addons_paths = Vec::new();
+        for (i, dir) in f.addons_paths.unwrap_or_default().iter().enumerate() {
+            let path = [
+                key("tenants"),
+                Seg::Key(name),
+                key("addons_paths"),
+                Seg::Index(i),
+            ];
+            if !dir.starts_with('/') || dir.contains('\0') {
+                self.value_err(
+                    &path,
+                    format!("`{dir}` is not an absolute directory path such as `/opt/odoo/addons`"),
+                );
+            } else {
+                addons_paths.push(PathBuf::from(dir));
+            }
+        }
+        let optimizer = match f.optimizer {
+            None => OptimizerOverrides::default(),
+            Some(o) => {
+                self.optimizer_overrides(o, &[key("tenants"), Seg::Key(name), key("optimizer")])
+            }
+        };
         TenantConfig {
+            optimizer,
             health_check,
+            balance,
+            shared_sessions: f.shared_sessions.unwrap_or(d.shared_sessions),
+            addons_paths,
             name: name.to_owned(),
             hosts,
             upstream,

@@ -75,12 +75,14 @@ async fn subscribe(shared: Arc<Shared>) {
         let mut ps = match connected {
             Ok(Ok(ps)) => ps,
             Ok(Err(e)) => {
+                redis.count_error();
                 log::debug!("websocket: redis subscriber: {e}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
             Err(_) => {
+                redis.count_error();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -109,6 +111,7 @@ async fn subscribe(shared: Arc<Shared>) {
                 }
             }
         }
+        redis.count_error();
         log::warn!("websocket: the redis change subscription dropped; reconnecting");
     }
 }

@@ -102,6 +102,18 @@ impl CacheKey {
     /// The key of `call` on `tenant` for `identity` (`None`: a `shared: true` model, whose
     /// entries every caller of the tenant shares). `None` when the call has no model or method.
     pub fn of(tenant: &str, identity: Option<&Identity>, call: &Call) -> Option<CacheKey> {
+        CacheKey::of_with(tenant, identity, call, true)
+    }
+
+    /// [`CacheKey::of`], with the search's domain in canonical form only when
+    /// `canonical_domains` (`optimizer.canonical_domains: off` keys on the domain as sent,
+    /// JSON-normalised like every other argument).
+    pub fn of_with(
+        tenant: &str,
+        identity: Option<&Identity>,
+        call: &Call,
+        canonical_domains: bool,
+    ) -> Option<CacheKey> {
         let model = call.model.as_deref()?;
         let method = call.method.as_deref()?;
         let mut h = Framed(Sha256::new());
@@ -114,7 +126,7 @@ impl CacheKey {
         }
         h.part(model.as_bytes());
         h.part(method.as_bytes());
-        let has_domain = takes_domain(method);
+        let has_domain = canonical_domains && takes_domain(method);
         // Positional arguments; a search's domain (first argument) in canonical form.
         let args = call.args();
         h.begin();
@@ -359,6 +371,27 @@ mod tests {
             CacheKey::of("t", None, &base()),
             "shared"
         );
+    }
+
+    #[test]
+    fn domains_as_sent_when_canonical_domains_are_off() {
+        let id = Identity::of(&Credential::Session("s".into()), b"secret").unwrap();
+        let a = call(
+            "res.partner",
+            "search_read",
+            json!([[["b", "=", 1], ["a", "=", 1]]]),
+            json!({}),
+        );
+        let b = call(
+            "res.partner",
+            "search_read",
+            json!([[["a", "=", 1], ["b", "=", 1]]]),
+            json!({}),
+        );
+        let of = |c: &Call, canonical| CacheKey::of_with("t", Some(&id), c, canonical).unwrap();
+        assert_eq!(of(&a, true), of(&b, true));
+        assert_ne!(of(&a, false), of(&b, false));
+        assert_eq!(of(&a, true), CacheKey::of("t", Some(&id), &a).unwrap());
     }
 
     #[test]

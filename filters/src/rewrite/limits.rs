@@ -10,7 +10,9 @@
 //!   caller cannot tell the difference; Odoo never materialises more than the cap at once.
 //!
 //! Caps come from `optimizer.max_limits` (per method), overridden per model ([`LimitCaps`]);
-//! per-tenant overrides are one [`LimitCaps`] per tenant, held by the glue.
+//! a tenant's overrides are merged into its own [`LimitCaps`]
+//! ([`Optimizer::merged`](super::Optimizer::merged)). The
+//! [`OptimizerFilter`](super::OptimizerFilter) applies them and sends split reads.
 //!
 //! # Where the limit is
 //!
@@ -109,6 +111,41 @@ impl LimitCaps {
             .or_default()
             .insert(method.into(), None);
         self
+    }
+
+    /// Sets (`Some`, a cap of 0 is ignored) or removes (`None`) the per-method cap of `method`:
+    /// a tenant's `max_limits` merged over the global one.
+    pub fn set_method(&mut self, method: &str, cap: Option<u64>) {
+        match cap {
+            Some(0) => {}
+            Some(cap) => {
+                self.methods.insert(method.to_owned(), cap);
+            }
+            None => {
+                self.methods.remove(method);
+            }
+        }
+    }
+
+    /// Sets the cap of `method` on `model` (`Some`, 0 ignored) or exempts the pair (`None`):
+    /// a tenant's `models` merged over the global one.
+    pub fn set_model(&mut self, model: &str, method: &str, cap: Option<u64>) {
+        if cap == Some(0) {
+            return;
+        }
+        self.models
+            .entry(model.to_owned())
+            .or_default()
+            .insert(method.to_owned(), cap);
+    }
+
+    /// Whether no cap is set at all (then the caps need not run).
+    pub fn is_empty(&self) -> bool {
+        self.methods.is_empty()
+            && self
+                .models
+                .values()
+                .all(|m| m.values().all(Option::is_none))
     }
 
     /// The cap for `method` on `model`: the model's override if any, else the method's.
@@ -398,8 +435,9 @@ pub enum MergeError {
 ///   `[vals for record, vals in data if vals]` drops them): in the batch that holds them as in
 ///   one big read.
 /// - Records the user may not read make `read` raise `AccessError`, in one big read as in the
-///   batch that holds them. The glue forwards that batch's error (the first in plan order) and
-///   does not call this function; the error's message may name fewer records.
+///   batch that holds them. The [`OptimizerFilter`](super::OptimizerFilter) answers that
+///   batch's error (the first in plan order) and does not call this function; the error's
+///   message may name fewer records.
 ///
 /// What batches cannot give: one snapshot. Each batch is its own request and transaction, so
 /// a write committed between two batches is seen only by the later one (as when a client

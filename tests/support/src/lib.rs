@@ -32,6 +32,8 @@
 //! * `/web/binary/upload_attachment` (streamed multipart, field `ufile`), `/web/database/*` (200).
 //! * Test helpers: `/__fake/echo`, `/__fake/slow?ms=N`, `/__fake/redirect[?to=]`, `/__fake/set-cookie`,
 //!   `/__fake/large?kb=N` (big JSON), `/__fake/status/<code>`.
+//! * Failures on demand: [`FakeOdoo::set_fault`] makes the HTTP port reset connections after
+//!   reading each request, or answer every request with a status of its own (502/503).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod assets;
@@ -169,6 +171,16 @@ pub struct Upload {
     /// The `model` / `id` form fields, if sent.
     pub model: Option<String>,
     pub res_id: Option<String>,
+}
+
+/// A failure the HTTP port plays after it has read (and recorded) a request; see
+/// [`FakeOdoo::set_fault`]. `/web/health` and the bus port are never affected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Closes the connection with a TCP reset instead of answering (a worker killed mid-request).
+    Reset,
+    /// Answers with this status and an HTML page (a front of Odoo's whose Odoo is down: 502, 503).
+    Status(u16),
 }
 
 /// Server options for [`FakeOdoo::start_with`].
@@ -344,6 +356,12 @@ impl FakeOdoo {
     pub fn set_keep_alive(&self, on: bool) {
         self.state.keep_alive.store(on, Ordering::Relaxed);
     }
+    /// Plays `fault` on every later request to the HTTP port (`None`: answer normally). Requests
+    /// are still recorded, so counts show each attempt. Set it before the requests whose
+    /// connections should be reset (a reset connection is one accepted while `Reset` is on).
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        *lock(&self.state.fault) = fault;
+    }
     /// What `/web/health` answers: 200 `pass`, or 503 `fail`.
     pub fn set_healthy(&self, on: bool) {
         self.state.healthy.store(on, Ordering::Relaxed);
@@ -386,6 +404,11 @@ impl FakeOdoo {
     /// (send it as `Cookie: session_id=<sid>`).
     pub fn new_session(&self, uid: i64) -> String {
         self.state.login_session(uid)
+    }
+    /// Makes `sid` a logged-in session of `uid` here too (several Odoo servers sharing one
+    /// session store).
+    pub fn add_session(&self, sid: &str, uid: i64) {
+        lock(&self.state.sessions).insert(sid.to_owned(), server::Session { uid: Some(uid) });
     }
     /// Invalidates one session (next call → code 100 SessionExpired; websocket → close 4001).
     pub fn expire_session(&self, sid: &str) {

@@ -1,7 +1,6 @@
 //! The HTTP side: accept loops, request recording, routing and handlers.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -62,6 +61,8 @@ pub(crate) struct State {
     /// What `/web/health` says: pass (200) or fail (503).
     pub healthy: AtomicBool,
     pub ws_on_http: AtomicBool,
+    /// The failure the HTTP port plays after reading each request, if any.
+    pub fault: Mutex<Option<crate::Fault>>,
     pub sessions: Mutex<HashMap<String, Session>>,
     pub uploads: Mutex<Vec<Upload>>,
     pub bus_tx: broadcast::Sender<BusMsg>,
@@ -89,6 +90,7 @@ impl State {
             keep_alive: AtomicBool::new(keep_alive),
             healthy: AtomicBool::new(true),
             ws_on_http: AtomicBool::new(ws_on_http),
+            fault: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
             uploads: Mutex::new(Vec::new()),
             bus_tx,
@@ -172,13 +174,38 @@ pub(crate) async fn run(
     }
 }
 
+/// Marks an answer that must not be sent: the connection is reset instead.
+#[derive(Clone, Copy)]
+struct ResetInstead;
+
+#[derive(Debug)]
+struct Reset;
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by the fake's fault switch")
+    }
+}
+
+impl std::error::Error for Reset {}
+
 fn spawn_conn(state: Arc<State>, port: Port, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    if port == Port::Http && matches!(*lock(&state.fault), Some(crate::Fault::Reset)) {
+        // Closing then sends a reset, not a FIN.
+        let _ = stream.set_zero_linger();
+    }
     let keep_alive = state.keep_alive.load(Ordering::Relaxed);
     tokio::spawn(async move {
         let svc = service_fn(move |req| {
             let st = state.clone();
-            async move { Ok::<_, Infallible>(handle(st, port, peer, req).await) }
+            async move {
+                let r = handle(st, port, peer, req).await;
+                if r.extensions().get::<ResetInstead>().is_some() {
+                    return Err(Reset);
+                }
+                Ok::<_, Reset>(r)
+            }
         });
         let _ = http1::Builder::new()
             .keep_alive(keep_alive)
@@ -433,6 +460,24 @@ async fn handle(
         let seen = seen(kept, body.len() as u64);
         let call = seen.orm_call();
         state.record(seen);
+        let fault = if port == Port::Http && path != "/web/health" {
+            *lock(&state.fault)
+        } else {
+            None
+        };
+        match fault {
+            Some(crate::Fault::Reset) => {
+                let mut r = resp(500, "", Bytes::new());
+                r.extensions_mut().insert(ResetInstead);
+                return r;
+            }
+            Some(crate::Fault::Status(code)) => {
+                let body =
+                    format!("<html><body><h1>{code}</h1>Odoo is unavailable</body></html>\n");
+                return finish(&state, resp(code, "text/html", body));
+            }
+            None => {}
+        }
         state.apply_delay().await;
         state.apply_method_delay(call).await;
         route(&state, port, peer, &method, &uri, &headers, &body).await
