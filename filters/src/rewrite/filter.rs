@@ -158,16 +158,19 @@ impl Filter for OptimizerFilter {
             RouteKind::Rpc => opt.cap_routes.rpc,
             RouteKind::Web => opt.cap_routes.web,
         };
+        let domains_on = opt.domains == DomainMode::Forward && kind != RouteKind::Web;
+        let fields_on = opt.default_fields == DefaultFields::ExcludeBinary;
+        if !caps_on && !domains_on && !fields_on {
+            // The web client's calls under the defaults: nothing to do, nothing copied.
+            return Decision::Continue;
+        }
         let mut new = call.clone();
         let mut changed = false;
-        if opt.domains == DomainMode::Forward
-            && kind != RouteKind::Web
-            && canonical_domain(&mut new)
-        {
+        if domains_on && canonical_domain(&mut new) {
             note_rewrite(ex.state, "domain");
             changed = true;
         }
-        if opt.default_fields == DefaultFields::ExcludeBinary {
+        if fields_on {
             if let Some(fields) = self.default_fields(ex, &new).await {
                 if set_fields(&mut new, fields) {
                     note_rewrite(ex.state, "fields");
