@@ -1245,7 +1245,7 @@ impl Proxy {
                 v.split(',')
                     .any(|d| matches!(d.trim(), "no-cache" | "no-store"))
             });
-        let plan = self.shared.cache.plan_with(
+        let plan = self.shared.cache.plan(
             cfg,
             tenant.name(),
             call,

@@ -292,6 +292,21 @@ pub fn parse(domain: &Value) -> Result<Domain, DomainError> {
     parse_within(domain, MAX_DEPTH).map(|(domain, _)| domain)
 }
 
+/// Methods whose first positional parameter (or `domain` keyword) is a search domain: where
+/// cache keys and forwarded calls use the canonical form.
+pub fn takes_domain(method: &str) -> bool {
+    matches!(
+        method,
+        "search"
+            | "search_read"
+            | "search_count"
+            | "search_fetch"
+            | "web_search_read"
+            | "read_group"
+            | "web_read_group"
+    )
+}
+
 /// The canonical form of a JSON domain (see the module documentation), or `None` when the
 /// input is not well-formed or a rewrite cannot be proven safe: the caller then forwards (and
 /// keys on) the original untouched. Equivalent to the input for every record, idempotent, and

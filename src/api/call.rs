@@ -111,7 +111,7 @@ async fn run(
     let cfg = &rt.config.cache;
     let mut pending = None;
     let canonical = rt.optimizer.for_tenant(tenant.name()).domains.keys();
-    if let Some(plan) = cache.plan_with(
+    if let Some(plan) = cache.plan(
         cfg,
         tenant.name(),
         &call,

@@ -195,21 +195,9 @@ impl Cache {
     }
 
     /// Whether `call` may be cached under `cfg`, and its key. `no_cache` is the request's
-    /// `Cache-Control: no-cache|no-store`.
+    /// `Cache-Control: no-cache|no-store`; searches are keyed on their canonical domain only
+    /// when `canonical_domains` (the tenant's `optimizer.canonical_domains` is not `off`).
     pub fn plan(
-        &self,
-        cfg: &CacheConfig,
-        tenant: &str,
-        call: &Call,
-        odoo_session: Option<&str>,
-        no_cache: bool,
-    ) -> Option<Plan> {
-        self.plan_with(cfg, tenant, call, odoo_session, no_cache, true)
-    }
-
-    /// [`Cache::plan`], keying searches on their canonical domain only when
-    /// `canonical_domains` (the tenant's `optimizer.canonical_domains` is not `off`).
-    pub fn plan_with(
         &self,
         cfg: &CacheConfig,
         tenant: &str,

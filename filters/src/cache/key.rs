@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::call::{Call, Credential};
+use crate::domain::takes_domain;
 
 /// A caller's credential identity: the HMAC of what Odoo checks for this caller.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -179,20 +180,6 @@ impl CacheKey {
         b.copy_from_slice(&self.0[..8]);
         u64::from_le_bytes(b)
     }
-}
-
-/// Methods whose first positional argument (or `domain` keyword) is a search domain.
-fn takes_domain(method: &str) -> bool {
-    matches!(
-        method,
-        "search"
-            | "search_read"
-            | "search_count"
-            | "search_fetch"
-            | "web_search_read"
-            | "read_group"
-            | "web_read_group"
-    )
 }
 
 struct Framed(Sha256);

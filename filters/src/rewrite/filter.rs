@@ -46,7 +46,7 @@ use super::fields::{non_binary_stored, FieldsCatalog};
 use super::limits::{cap_limit, header_value, merge_read, split_read, Capped, CAPPED_HEADER};
 use super::settings::{DefaultFields, DomainMode, Optimizer, OptimizerSet};
 use crate::call::{Call, Credential, Shape};
-use crate::domain::canonicalise;
+use crate::domain::{canonicalise, takes_domain};
 use crate::error::ErrorKind;
 use crate::filter::{Decision, Exchange, Filter, Reply, ResponseHead};
 use crate::odoo::OdooError;
@@ -291,20 +291,6 @@ fn asks_dotted_fields(call: &Call) -> bool {
         })
     };
     dotted(call.args().get(1)) || dotted(call.kwargs().get("fields"))
-}
-
-/// Methods whose domain is their first parameter (`domain`).
-fn takes_domain(method: &str) -> bool {
-    matches!(
-        method,
-        "search"
-            | "search_read"
-            | "search_count"
-            | "search_fetch"
-            | "web_search_read"
-            | "read_group"
-            | "web_read_group"
-    )
 }
 
 /// How the call passes its ORM arguments: `(positional, named)` allowed.
