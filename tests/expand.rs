@@ -580,3 +580,71 @@ async fn web_search_read_with_fields_on_16_and_through_the_api_on_17() {
         json!([{"id": 1, "name": "S00001", "partner_id": {"id": 8, "name": "Azure Interior"}}])
     );
 }
+
+/// `execute_kw` as admin on `/jsonrpc` (caps on by default there): the answer's `result`.
+async fn execute_kw(h: &Harness, model: &str, method: &str, args: Value, kwargs: Value) -> Value {
+    let call = rpc(
+        json!({"service": "object", "method": "execute_kw", "args": ["odoo", ADMIN, "admin", model, method, args, kwargs]}),
+        9,
+    );
+    let r = client()
+        .post(h.url("/jsonrpc"))
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert!(b.get("error").is_none(), "{b}");
+    b["result"].clone()
+}
+
+#[tokio::test]
+async fn expanded_reads_keep_to_the_read_cap() {
+    for (version, base) in [(OdooVersion::V16, "read"), (OdooVersion::V17, "web_read")] {
+        let many = || {
+            let mut ds = data(version);
+            for n in 0..160 {
+                ds.insert(
+                    "sale.order",
+                    json!({"name": format!("MANY-{n:03}"), "partner_id": 8 + n % 7, "user_id": 2}),
+                )
+                .unwrap();
+            }
+            ds
+        };
+        let capped = harness(many(), "");
+        let uncapped = harness(many(), "optimizer:\n  limit_caps: {rpc: false}\n");
+        let ids = execute_kw(&uncapped, "sale.order", "search", json!([[]]), json!({})).await;
+        let n = ids.as_array().unwrap().len();
+        assert!(n > 150, "{n} orders");
+        let fields = json!(["name", "partner_id.name", "partner_id.country_id.code"]);
+        let ask = json!({"fields": fields});
+        let whole = execute_kw(&uncapped, "sale.order", "read", json!([ids]), ask.clone()).await;
+        capped.odoo.reset_counts();
+        let pieces = execute_kw(&capped, "sale.order", "read", json!([ids]), ask).await;
+        // The caller cannot tell: the same records, in the order of its ids.
+        assert_eq!(pieces, whole, "{version:?}");
+        assert_eq!(pieces.as_array().unwrap().len(), n);
+        assert_eq!(pieces[n - 1]["partner_id.country_id.code"], "US");
+        // Odoo never read more than the default read cap (100) at once.
+        let sizes: Vec<usize> = capped
+            .odoo
+            .requests()
+            .iter()
+            .filter(|s| s.orm_call() == Some(("sale.order".into(), base.into())))
+            .map(|s| {
+                s.json().unwrap()["params"]["args"][5][0]
+                    .as_array()
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(sizes, vec![100, n - 100], "{version:?}: {base} sizes");
+        if version == OdooVersion::V16 {
+            // Seven customers: one read per level still.
+            assert_eq!(capped.odoo.count_calls("res.partner", "read"), 1);
+            assert_eq!(capped.odoo.count_calls("res.country", "read"), 1);
+        }
+    }
+}

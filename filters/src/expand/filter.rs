@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures_util::stream::{self, StreamExt};
 use http::{HeaderName, HeaderValue};
 use serde_json::{json, Map, Value};
 
@@ -16,8 +17,8 @@ use crate::error::ErrorKind;
 use crate::filter::{Decision, Exchange, Filter, Reply};
 use crate::odoo::{OdooClient, OdooError};
 use crate::rewrite::{
-    header_value, note_rewrite, rewrites, Capped, FieldsCatalog, OptimizerSet, CAPPED_HEADER,
-    REWRITE_HEADER,
+    header_value, note_rewrite, read_cap, rewrites, Capped, FieldsCatalog, OptimizerSet,
+    CAPPED_HEADER, REWRITE_HEADER,
 };
 
 /// The token of `X-BridgeCore-Rewrite` when fields were expanded.
@@ -125,6 +126,112 @@ async fn read_level(
     credential: &Credential,
     read: &LevelRead,
     context: Option<&Value>,
+    pieces: Pieces,
+) -> Result<Value, OdooError> {
+    in_pieces(&read.ids, pieces, |ids| {
+        read_existing(odoo, credential, read, ids, context)
+    })
+    .await
+}
+
+/// How the expansion's own reads are split: at most `cap` ids per `read` (the tenant's read
+/// cap on this route, `None` where caps are off), `concurrency` pieces in flight.
+#[derive(Debug, Clone, Copy)]
+struct Pieces {
+    cap: Option<u64>,
+    concurrency: usize,
+}
+
+/// Reads `ids` in pieces of at most the cap, concurrently, and joins the answers in order:
+/// what one `read` returns (it answers records in the order of its ids), without Odoo reading
+/// more records at once than the cap allows (issue 5 item 1). Any piece's error is the answer.
+async fn in_pieces<F, Fut>(ids: &[i64], pieces: Pieces, read: F) -> Result<Value, OdooError>
+where
+    F: Fn(Vec<i64>) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, OdooError>>,
+{
+    let cap = pieces
+        .cap
+        .and_then(|c| usize::try_from(c).ok())
+        .filter(|&c| c > 0 && ids.len() > c);
+    let Some(cap) = cap else {
+        return read(ids.to_vec()).await;
+    };
+    let chunks: Vec<Vec<i64>> = ids.chunks(cap).map(<[i64]>::to_vec).collect();
+    let answers: Vec<Result<Value, OdooError>> = stream::iter(chunks)
+        .map(read)
+        .buffered(pieces.concurrency.max(1))
+        .collect()
+        .await;
+    let mut all = Vec::with_capacity(ids.len());
+    for answer in answers {
+        match answer? {
+            Value::Array(rows) => all.extend(rows),
+            other => {
+                return Err(OdooError::Protocol(format!(
+                    "a read answered {} instead of a list",
+                    kind_of(&other)
+                )))
+            }
+        }
+    }
+    Ok(Value::Array(all))
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The ids of a base `read` / `web_read` (`args[0]`), when they are a plain list of ids.
+fn base_ids(method: &str, args: &[Value]) -> Option<Vec<i64>> {
+    if !matches!(method, "read" | "web_read") {
+        return None;
+    }
+    args.first()?
+        .as_array()?
+        .iter()
+        .map(Value::as_i64)
+        .collect()
+}
+
+/// The base call as the caller: a `read`/`web_read` of more ids than the cap goes in pieces.
+async fn base_call(
+    odoo: &dyn OdooClient,
+    credential: &Credential,
+    model: &str,
+    method: &str,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+    pieces: Pieces,
+) -> Result<Value, OdooError> {
+    match base_ids(method, &args) {
+        Some(ids) => {
+            in_pieces(&ids, pieces, |ids| {
+                let mut args = args.clone();
+                args[0] = Value::Array(ids.into_iter().map(Value::from).collect());
+                let kwargs = kwargs.clone();
+                async move { odoo.call_as(credential, model, method, args, kwargs).await }
+            })
+            .await
+        }
+        None => odoo.call_as(credential, model, method, args, kwargs).await,
+    }
+}
+
+/// One piece of a level's `read`; see [`read_level`].
+async fn read_existing(
+    odoo: &dyn OdooClient,
+    credential: &Credential,
+    read: &LevelRead,
+    ids_to_read: Vec<i64>,
+    context: Option<&Value>,
 ) -> Result<Value, OdooError> {
     let kwargs = |with_fields: bool| {
         let mut kw = Map::new();
@@ -145,7 +252,7 @@ async fn read_level(
             credential,
             &read.model,
             "read",
-            vec![ids(&read.ids)],
+            vec![ids(&ids_to_read)],
             kwargs(true),
         )
         .await;
@@ -156,7 +263,7 @@ async fn read_level(
                     credential,
                     &read.model,
                     "exists",
-                    vec![ids(&read.ids)],
+                    vec![ids(&ids_to_read)],
                     kwargs(false),
                 )
                 .await?;
@@ -200,13 +307,21 @@ async fn by_levels(
     call: &Call,
     target: &Target,
     plan: &Plan,
+    pieces: impl Fn(&str) -> Pieces,
 ) -> Result<Value, Failure> {
     let model = call.model.as_deref().unwrap_or_default();
     let (args, kwargs) = target.base_call(plan);
-    let result = ex
-        .odoo
-        .call_as(&call.credential, model, target.method.name(), args, kwargs)
-        .await?;
+    let method = target.method.name();
+    let result = base_call(
+        ex.odoo,
+        &call.credential,
+        model,
+        method,
+        args,
+        kwargs,
+        pieces(model),
+    )
+    .await?;
     let (records, rest) = if target.method.paged() {
         let (records, rest) = split_paged(result)?;
         (records, Some(rest))
@@ -216,7 +331,14 @@ async fn by_levels(
     let mut expansion = Expansion::new(plan, records)?;
     while !expansion.complete() {
         for read in expansion.next_reads() {
-            let answer = read_level(ex.odoo, &call.credential, &read, target.context()).await?;
+            let answer = read_level(
+                ex.odoo,
+                &call.credential,
+                &read,
+                target.context(),
+                pieces(&read.model),
+            )
+            .await?;
             expansion.add(&read, answer)?;
         }
     }
@@ -236,12 +358,19 @@ async fn in_one_call(
     method: &str,
     args: Vec<Value>,
     kwargs: Map<String, Value>,
+    pieces: Pieces,
 ) -> Result<Value, Failure> {
     let model = call.model.as_deref().unwrap_or_default();
-    let result = ex
-        .odoo
-        .call_as(&call.credential, model, method, args, kwargs)
-        .await?;
+    let result = base_call(
+        ex.odoo,
+        &call.credential,
+        model,
+        method,
+        args,
+        kwargs,
+        pieces,
+    )
+    .await?;
     let (records, rest) = if method == "web_search_read" {
         let (records, rest) = split_paged(result)?;
         (records, Some(rest))
@@ -410,12 +539,95 @@ impl Filter for ExpandFilter {
         } else {
             None
         };
+        // Every read the expansion sends keeps to the tenant's read cap on this route.
+        let pieces = |model: &str| Pieces {
+            cap: read_cap(settings, ex, call, model),
+            concurrency: settings.read_concurrency,
+        };
         let outcome = match web {
             Some((method, args, kwargs)) => {
-                in_one_call(ex, call, &target, &plan, method, args, kwargs).await
+                let model = call.model.as_deref().unwrap_or_default();
+                let p = pieces(model);
+                in_one_call(ex, call, &target, &plan, method, args, kwargs, p).await
             }
-            None => by_levels(ex, call, &target, &plan).await,
+            None => by_levels(ex, call, &target, &plan, pieces).await,
         };
         Decision::Respond(respond(ex, call, outcome))
+    }
+}
+
+#[cfg(test)]
+mod pieces_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+
+    use serde_json::{json, Value};
+
+    use super::{in_pieces, Pieces};
+    use crate::odoo::OdooError;
+
+    fn rows(ids: &[i64]) -> Value {
+        Value::Array(ids.iter().map(|i| json!({"id": i})).collect())
+    }
+
+    #[tokio::test]
+    async fn reads_over_the_cap_go_in_pieces_joined_in_order() {
+        let ids: Vec<i64> = (1..=250).rev().collect();
+        let seen = Mutex::new(Vec::new());
+        let pieces = Pieces {
+            cap: Some(100),
+            concurrency: 2,
+        };
+        let all = in_pieces(&ids, pieces, |chunk| {
+            seen.lock().unwrap().push(chunk.len());
+            let answer = rows(&chunk);
+            async move { Ok(answer) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(all, rows(&ids));
+        assert_eq!(*seen.lock().unwrap(), vec![100, 100, 50]);
+        // At or under the cap, and with caps off: one read.
+        for cap in [Some(250), None] {
+            let seen = Mutex::new(0);
+            let pieces = Pieces {
+                cap,
+                concurrency: 4,
+            };
+            let all = in_pieces(&ids, pieces, |chunk| {
+                *seen.lock().unwrap() += 1;
+                let answer = rows(&chunk);
+                async move { Ok(answer) }
+            })
+            .await
+            .unwrap();
+            assert_eq!(all, rows(&ids));
+            assert_eq!(*seen.lock().unwrap(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn any_pieces_error_is_the_answer() {
+        let ids: Vec<i64> = (1..=30).collect();
+        let pieces = Pieces {
+            cap: Some(10),
+            concurrency: 3,
+        };
+        let out = in_pieces(&ids, pieces, |chunk| async move {
+            if chunk.contains(&15) {
+                Err(OdooError::Odoo {
+                    code: 200,
+                    name: "odoo.exceptions.AccessError".into(),
+                    message: "no".into(),
+                })
+            } else {
+                Ok(rows(&chunk))
+            }
+        })
+        .await;
+        assert!(matches!(out, Err(OdooError::Odoo { code: 200, .. })));
+        let odd = in_pieces(&ids, pieces, |_| async { Ok(json!({"not": "a list"})) }).await;
+        assert!(matches!(odd, Err(OdooError::Protocol(_))));
     }
 }

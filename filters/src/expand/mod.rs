@@ -9,7 +9,8 @@
 //! - **Odoo 16** (and whenever the one-call form does not fit): the base call with the
 //!   relational fields the dotted names start with, then **one batched `read` per relation
 //!   level and comodel** for every distinct id reached, whatever the number of records: N
-//!   records with M relation levels cost 1 + M calls (when each level names one comodel).
+//!   records with M relation levels cost 1 + M calls (when each level names one comodel and
+//!   its ids fit the tenant's read cap; beyond it, reads go in pieces of at most the cap).
 //! - **Odoo 17+** (`common.version`, cached per tenant): **one** `web_search_read` / `web_read`
 //!   with a nested `specification` (§5.2, §5.4), whose answer is reshaped into exactly what
 //!   the 16 path answers ([`spec::reshape`]): the caller cannot tell which one ran.

@@ -111,6 +111,30 @@ enum RouteKind {
     Web,
 }
 
+/// Whether the tenant's caps apply on this call's route.
+fn caps_apply(opt: &Optimizer, kind: RouteKind) -> bool {
+    match kind {
+        RouteKind::Api => opt.cap_routes.api,
+        RouteKind::Rpc => opt.cap_routes.rpc,
+        RouteKind::Web => opt.cap_routes.web,
+    }
+}
+
+/// The `read` cap for `model` where caps apply on `call`'s route: the field expansion, which
+/// answers its calls itself, splits its own reads by it.
+pub(crate) fn read_cap(
+    opt: &Optimizer,
+    ex: &Exchange<'_>,
+    call: &Call,
+    model: &str,
+) -> Option<u64> {
+    if caps_apply(opt, route_kind(ex, call)) {
+        opt.caps.cap_for(model, "read")
+    } else {
+        None
+    }
+}
+
 fn route_kind(ex: &Exchange<'_>, call: &Call) -> RouteKind {
     match call.shape {
         Shape::JsonRpc | Shape::XmlRpc { .. } | Shape::Json2 => RouteKind::Rpc,
@@ -153,11 +177,7 @@ impl Filter for OptimizerFilter {
         }
         let opt = self.set.for_tenant(ex.tenant);
         let kind = route_kind(ex, call);
-        let caps_on = match kind {
-            RouteKind::Api => opt.cap_routes.api,
-            RouteKind::Rpc => opt.cap_routes.rpc,
-            RouteKind::Web => opt.cap_routes.web,
-        };
+        let caps_on = caps_apply(opt, kind);
         let domains_on = opt.domains == DomainMode::Forward && kind != RouteKind::Web;
         let fields_on = opt.default_fields == DefaultFields::ExcludeBinary;
         if !caps_on && !domains_on && !fields_on {

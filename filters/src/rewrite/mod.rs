@@ -22,6 +22,7 @@ pub mod limits;
 mod settings;
 
 pub use fields::{FieldsCatalog, FIELDS_CAPACITY, FIELDS_TTL};
+pub(crate) use filter::read_cap;
 pub use filter::{
     note_rewrite, rewrites, CapRoutes, LimitCapFilter, OptimizerFilter, Rewrites, REWRITE_HEADER,
 };
