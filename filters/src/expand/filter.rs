@@ -349,15 +349,16 @@ async fn by_levels(
     })
 }
 
+/// One ORM call: `(method, args, kwargs)`.
+type OrmCall = (&'static str, Vec<Value>, Map<String, Value>);
+
 /// The 17+ path: one `web_search_read` / `web_read` with the whole specification.
 async fn in_one_call(
     ex: &Exchange<'_>,
     call: &Call,
     target: &Target,
     plan: &Plan,
-    method: &str,
-    args: Vec<Value>,
-    kwargs: Map<String, Value>,
+    (method, args, kwargs): OrmCall,
     pieces: Pieces,
 ) -> Result<Value, Failure> {
     let model = call.model.as_deref().unwrap_or_default();
@@ -545,10 +546,9 @@ impl Filter for ExpandFilter {
             concurrency: settings.read_concurrency,
         };
         let outcome = match web {
-            Some((method, args, kwargs)) => {
+            Some(web) => {
                 let model = call.model.as_deref().unwrap_or_default();
-                let p = pieces(model);
-                in_one_call(ex, call, &target, &plan, method, args, kwargs, p).await
+                in_one_call(ex, call, &target, &plan, web, pieces(model)).await
             }
             None => by_levels(ex, call, &target, &plan, pieces).await,
         };
