@@ -641,6 +641,8 @@ hheader() {
     printf "$HROW" variant "req/s" "p99 ms" "max ms" "up req" expiries "per-exp" median max errors "per expiry (bursts)"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# For the PASS/FAIL verdicts: three decimals, so that a ratio is never rounded across a target.
+ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
     if (NR == 0) print "?"
     else if (v[1] !~ /^[0-9.]+$/) print v[1]
@@ -720,7 +722,7 @@ fi
 ratio_median() {  # ARRAY A B
     local -n arr=$1
     local r out=""
-    for ((r = 1; r <= ROUNDS; r++)); do out+="$(ratio "${arr[$2,$r]}" "${arr[$3,$r]}") "; done
+    for ((r = 1; r <= ROUNDS; r++)); do out+="$(ratio3 "${arr[$2,$r]}" "${arr[$3,$r]}") "; done
     median <<<"$out"
 }
 ratio_rounds() {  # ARRAY A B

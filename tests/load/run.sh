@@ -479,6 +479,8 @@ header() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# For the PASS/FAIL verdicts: three decimals, so that 0.945 is not rounded up to a passing 0.95.
+ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
     if (v[1] !~ /^[0-9.]+$/) print v[1]
     else if (NR % 2) print v[(NR + 1) / 2]
@@ -531,21 +533,21 @@ ratios_line "ratios" "${M_RPS[bridgecore]:-0}" "${M_RPS[floor]:-0}" \
 
 echo
 if have bridgecore && have floor; then
-    q=$(ratio "${M_RPS[bridgecore]}" "${M_RPS[floor]}")
+    q=$(ratio3 "${M_RPS[bridgecore]}" "${M_RPS[floor]}")
     verdict=$(awk -v q="$q" -v t="$TARGET_RPS_VS_FLOOR" 'BEGIN { print (q >= t) ? "PASS" : "FAIL" }')
     echo "$verdict  bridgecore req/s = ${q}x the floor's (target >= ${TARGET_RPS_VS_FLOOR}x)"
 else
     echo "n/a   bridgecore req/s vs the floor: not measured"
 fi
 if have bridgecore && have nginx; then
-    q=$(ratio "${M_CPU[bridgecore]}" "${M_CPU[nginx]}")
+    q=$(ratio3 "${M_CPU[bridgecore]}" "${M_CPU[nginx]}")
     verdict=$(awk -v q="$q" -v t="$TARGET_CPU_VS_NGINX" 'BEGIN { print (q <= t) ? "PASS" : "FAIL" }')
     echo "$verdict  bridgecore CPU per request = ${q}x nginx's (target <= ${TARGET_CPU_VS_NGINX}x)"
 else
     echo "n/a   bridgecore CPU per request vs nginx: not measured"
 fi
 if have bc-auth && have bc-off; then
-    q=$(ratio "${M_RPS[bc-auth]}" "${M_RPS[bc-off]}")
+    q=$(ratio3 "${M_RPS[bc-auth]}" "${M_RPS[bc-off]}")
     verdict=$(awk -v q="$q" -v t="$TARGET_AUTH_VS_PLAIN" 'BEGIN { print (q >= t) ? "PASS" : "FAIL" }')
     echo "$verdict  bc-auth (token auth + limits on) req/s = ${q}x bc-off's (same requests, both off) (target >= ${TARGET_AUTH_VS_PLAIN}x); CPU $(ratio "${M_CPU[bc-auth]}" "${M_CPU[bc-off]}")x"
 fi
