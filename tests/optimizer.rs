@@ -55,16 +55,6 @@ async fn post(url: String, body: &Value) -> reqwest::Response {
     client().post(url).json(body).send().await.unwrap()
 }
 
-fn last_body(odoo: &FakeOdoo, prefix: &str) -> Value {
-    let seen = odoo
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|s| s.path.starts_with(prefix))
-        .unwrap();
-    serde_json::from_slice(&seen.body).unwrap()
-}
-
 /// 250 ids, out of order, with duplicates.
 fn messy_ids(partners: &[i64]) -> Vec<i64> {
     let mut ids: Vec<i64> = partners[..240].iter().rev().copied().collect();

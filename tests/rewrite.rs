@@ -9,16 +9,6 @@ use serde_json::{json, Value};
 
 const TOP: &str = "auth:\n  jwt: {secret: \"an-hs256-test-secret-of-more-than-32-bytes\"}\n";
 
-fn last_body(odoo: &FakeOdoo, prefix: &str) -> Value {
-    let seen = odoo
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|s| s.path.starts_with(prefix))
-        .unwrap();
-    serde_json::from_slice(&seen.body).unwrap()
-}
-
 #[tokio::test]
 async fn jsonrpc_reads_are_capped_and_say_so() {
     let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());

@@ -314,3 +314,14 @@ pub async fn api_token(h: &Harness, login: &str, password: &str) -> String {
     let b: serde_json::Value = r.json().await.unwrap();
     b["access_token"].as_str().unwrap().to_owned()
 }
+
+/// The JSON body of the last request the fake Odoo got on a path starting with `prefix`.
+pub fn last_body(odoo: &FakeOdoo, prefix: &str) -> serde_json::Value {
+    let seen = odoo
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|s| s.path.starts_with(prefix))
+        .unwrap();
+    serde_json::from_slice(&seen.body).unwrap()
+}
