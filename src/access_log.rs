@@ -61,6 +61,104 @@ pub struct AccessLine<'a> {
 }
 
 /// A handle to the buffer and its writer thread.
+impl AccessLine<'_> {
+    /// Appends the line as JSON, byte for byte what `serde_json` writes for it (a test holds the
+    /// two equal), but by hand: the derived serializer costs ~4k instructions per request, a
+    /// tenth of what forwarding the request costs, mostly in formatting the time and the address
+    /// through `fmt`. Strings still go through serde_json's escaping.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"ts\":\"");
+        write_ts(out, self.ts);
+        out.extend_from_slice(b"\",\"request_id\":");
+        json_str(out, self.request_id);
+        out.extend_from_slice(b",\"tenant\":");
+        json_opt_str(out, self.tenant);
+        out.extend_from_slice(b",\"client_ip\":");
+        match self.client_ip {
+            Some(ip) => {
+                out.push(b'"');
+                bridgecore_filters::forwarded::push_ip_bytes(out, ip);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"method\":");
+        json_str(out, self.method);
+        out.extend_from_slice(b",\"path\":");
+        json_str(out, self.path);
+        out.extend_from_slice(b",\"status\":");
+        json_value(out, &self.status);
+        out.extend_from_slice(b",\"bytes\":");
+        json_value(out, &self.bytes);
+        out.extend_from_slice(b",\"duration_ms\":");
+        json_value(out, &self.duration_ms);
+        out.extend_from_slice(b",\"upstream_ms\":");
+        json_value(out, &self.upstream_ms);
+        out.extend_from_slice(b",\"cache\":");
+        json_opt_str(out, self.cache);
+        out.extend_from_slice(b",\"model\":");
+        json_opt_str(out, self.model);
+        out.extend_from_slice(b",\"rpc_method\":");
+        json_opt_str(out, self.rpc_method);
+        out.extend_from_slice(b",\"uid\":");
+        json_value(out, &self.uid);
+        out.extend_from_slice(b",\"answered_by\":");
+        json_opt_str(out, self.answered_by);
+        out.extend_from_slice(b",\"error\":");
+        json_opt_str(out, self.error.as_deref());
+        out.push(b'}');
+    }
+}
+
+/// A number, `null` or an optional number, as serde_json writes it (cannot fail into a `Vec`).
+fn json_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    let _ = serde_json::to_writer(out, v);
+}
+
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    json_value(out, s);
+}
+
+fn json_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// `t` as `humantime::format_rfc3339_millis` writes it (`2026-11-30T21:58:01.123Z`): the part up
+/// to the seconds is formatted once per second per thread and reused.
+fn write_ts(out: &mut Vec<u8>, t: SystemTime) {
+    use std::cell::RefCell;
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    // A clock before 1970 logs as 1970 (humantime would panic on it).
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            // `YYYY-MM-DDTHH:MM:SSZ`: everything but the `Z`.
+            let mut s = humantime::format_rfc3339_seconds(whole).to_string();
+            s.pop();
+            *text = s;
+            *at = secs;
+        }
+        out.extend_from_slice(text.as_bytes());
+    });
+    let ms = since.subsec_millis();
+    // `ms` < 1000, so each digit fits in a u8.
+    #[allow(clippy::cast_possible_truncation)]
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
+}
+
 #[derive(Clone)]
 pub struct AccessLog {
     pending: Option<Arc<Mutex<Vec<u8>>>>,
@@ -112,11 +210,7 @@ impl AccessLog {
         if buf.len() > MAX_PENDING {
             return false;
         }
-        let start = buf.len();
-        if serde_json::to_writer(&mut *buf, line).is_err() {
-            buf.truncate(start);
-            return false;
-        }
+        line.write_json(&mut buf);
         buf.push(b'\n');
         true
     }
@@ -152,5 +246,64 @@ impl pingora::services::background::BackgroundService for FlushAtShutdown {
         let _ = shutdown.changed().await;
         let log = self.0.clone();
         let _ = tokio::task::spawn_blocking(move || log.flush()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(ts: SystemTime, all: bool) -> AccessLine<'static> {
+        AccessLine {
+            ts,
+            request_id: "0123456789abcdef0123456789abcdef",
+            tenant: all.then_some("acme"),
+            client_ip: if all {
+                Some("10.1.200.7".parse().unwrap())
+            } else {
+                Some("2001:db8::1".parse().unwrap())
+            },
+            method: "POST",
+            path: "/web/dataset/call_kw/res.partner/web_search_read\"\\\u{1}é",
+            status: 200,
+            bytes: 12_172,
+            duration_ms: 0.412_345_678,
+            upstream_ms: all.then_some(1e-7),
+            cache: all.then_some("MISS"),
+            model: all.then_some("res.partner"),
+            rpc_method: None,
+            uid: all.then_some(-2),
+            answered_by: None,
+            error: all.then(|| "Peer: addr: 127.0.0.1:8069 \n closed".to_owned()),
+        }
+    }
+
+    #[test]
+    fn lines_are_what_serde_json_writes() {
+        let now = SystemTime::now();
+        let times = [
+            now,
+            SystemTime::UNIX_EPOCH,
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_675_200_007),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_675_200_999),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_798_675_201_050),
+        ];
+        for ts in times {
+            for all in [true, false] {
+                let line = line(ts, all);
+                let mut ours = Vec::new();
+                line.write_json(&mut ours);
+                let theirs = serde_json::to_vec(&line).unwrap();
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(theirs).unwrap()
+                );
+            }
+        }
+        let mut nan = line(now, false);
+        nan.duration_ms = f64::NAN;
+        let mut ours = Vec::new();
+        nan.write_json(&mut ours);
+        assert_eq!(ours, serde_json::to_vec(&nan).unwrap());
     }
 }

@@ -159,8 +159,11 @@ impl Upstreams {
         sticky: Option<&str>,
         avoid: Option<SocketAddr>,
     ) -> Option<SocketAddr> {
-        if self.addrs.is_empty() {
-            return None;
+        match self.addrs.as_slice() {
+            [] => return None,
+            // Whatever its health: with nothing else to try, the one upstream is the answer.
+            [only] => return Some(*only),
+            _ => {}
         }
         let usable = |i: usize| self.addrs.len() == 1 || Some(self.addrs[i]) != avoid;
         let any_up =

@@ -39,6 +39,11 @@ pub enum TokensError {
     Keys(#[from] AuthError),
 }
 
+/// Verified access tokens by text. foldhash, not SipHash: the key is a whole token (~400 bytes)
+/// hashed on every request of a token-only tenant; the seed is random per process, and only
+/// tokens whose signature verified are ever stored.
+type Verified = HashMap<Box<str>, Arc<Claims>, foldhash::quality::RandomState>;
+
 /// The verifier (always, once keys are known) and the signer (where this instance issues
 /// tokens) of one configuration generation.
 pub struct Tokens {
@@ -47,7 +52,7 @@ pub struct Tokens {
     /// is a pure function of the token and the keys, so its result can be reused; expiry is
     /// checked again on every use, and revocation is not cached at all (the caller still looks
     /// the session up). Dropped with the keys (a new generation or a JWKS refresh).
-    verified: Mutex<HashMap<Box<str>, Arc<Claims>>>,
+    verified: Mutex<Verified>,
     verifier: ArcSwapOption<Verifier>,
     signer: Option<Signer>,
     jwks_url: Option<String>,
@@ -111,7 +116,7 @@ impl Tokens {
         settings.refresh_ttl = cfg.refresh_ttl;
         let mut tokens = Tokens {
             settings,
-            verified: Mutex::new(HashMap::new()),
+            verified: Mutex::new(Verified::default()),
             verifier: ArcSwapOption::empty(),
             signer: None,
             jwks_url: cfg.jwks_url.clone(),
@@ -180,7 +185,7 @@ impl Tokens {
         Ok(claims)
     }
 
-    fn lock_verified(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<Claims>>> {
+    fn lock_verified(&self) -> std::sync::MutexGuard<'_, Verified> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
