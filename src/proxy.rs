@@ -72,6 +72,11 @@ macro_rules! exchange {
     };
 }
 
+/// Request headers looked up on every request, parsed once (a `&str` name is parsed and
+/// checked on each lookup).
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// The proxy service's logic.
 pub struct Proxy {
     pub(crate) shared: Arc<Shared>,
@@ -98,7 +103,7 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         let rt = self.shared.runtime.load_full();
         ctx.request_id = session
-            .get_header("x-request-id")
+            .get_header(&X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_string)
@@ -110,7 +115,7 @@ impl ProxyHttp for Proxy {
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         if let Some(peer) = ctx.peer {
             let xff = session
-                .get_header("x-forwarded-for")
+                .get_header(&X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok());
             ctx.client_ip = Some(forwarded::client_ip(peer, xff, &|ip| rt.trusts(ip)));
         }
@@ -505,6 +510,31 @@ impl ProxyHttp for Proxy {
         up: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Removals and replacements first: the header map then grows at most once for the
+        // headers added below.
+        if let Some(name) = &ctx.token_header {
+            up.remove_header(name);
+        }
+        if let Some(sid) = &ctx.odoo_session {
+            let sent = session
+                .get_header(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let mut cookie = String::with_capacity(sid.len() + sent.len() + 13);
+            cookie.push_str("session_id=");
+            cookie.push_str(sid);
+            for kv in sent.split(';').map(str::trim) {
+                if !kv.is_empty() && !kv.starts_with("session_id=") {
+                    cookie.push_str("; ");
+                    cookie.push_str(kv);
+                }
+            }
+            up.insert_header("cookie", cookie)?;
+        }
+        if ctx.body_read && up.headers.contains_key(header::EXPECT) {
+            // BridgeCore already answered `Expect: 100-continue` and holds the whole body.
+            up.remove_header(&header::EXPECT);
+        }
         let rt = ctx.runtime.as_ref();
         if let Some(host) = request_host(session.req_header()) {
             up.insert_header("x-forwarded-host", host)?;
@@ -514,7 +544,7 @@ impl ProxyHttp for Proxy {
         let mut list = None;
         if let Some(peer) = ctx.peer {
             let xff = session
-                .get_header("x-forwarded-for")
+                .get_header(&X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok());
             let text =
                 forwarded::x_forwarded_for(peer, xff, &|ip| rt.is_some_and(|r| r.trusts(ip)));
@@ -536,29 +566,6 @@ impl ProxyHttp for Proxy {
         up.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(v) = &ctx.accept_encoding {
             up.insert_header(header::ACCEPT_ENCODING, v.clone())?;
-        }
-        if let Some(name) = &ctx.token_header {
-            up.remove_header(name);
-        }
-        if let Some(sid) = &ctx.odoo_session {
-            let sent = session
-                .get_header(header::COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let mut cookie = String::with_capacity(sid.len() + sent.len() + 13);
-            cookie.push_str("session_id=");
-            cookie.push_str(sid);
-            for kv in sent.split(';').map(str::trim) {
-                if !kv.is_empty() && !kv.starts_with("session_id=") {
-                    cookie.push_str("; ");
-                    cookie.push_str(kv);
-                }
-            }
-            up.insert_header("cookie", cookie)?;
-        }
-        if ctx.body_read {
-            // BridgeCore already answered `Expect: 100-continue` and holds the whole body.
-            up.remove_header(&header::EXPECT);
         }
         if let Some(body) = &ctx.new_body {
             up.remove_header(&header::TRANSFER_ENCODING);
@@ -1589,8 +1596,9 @@ impl Proxy {
                 ctx.odoo_session = Some(s.odoo_session.clone());
             }
             token_sub = Some(authed.claims.sub.clone());
-            ctx.token_header = Some(if headers.contains_key(auth::X_BRIDGECORE_TOKEN) {
-                HeaderName::from_static(auth::X_BRIDGECORE_TOKEN)
+            let x_token = HeaderName::from_static(auth::X_BRIDGECORE_TOKEN);
+            ctx.token_header = Some(if headers.contains_key(&x_token) {
+                x_token
             } else {
                 header::AUTHORIZATION
             });

@@ -109,15 +109,18 @@ impl Runtime {
         let optimizer = Arc::new(optimizer);
         let fields = Arc::new(FieldsCatalog::default());
         let mut chain = Chain::default();
-        chain.push(Arc::new(OptimizerFilter::new(
-            optimizer.clone(),
-            fields.clone(),
-        )));
-        // Field expansion after the optimizer: it runs the call as caps and domains left it.
-        chain.push(Arc::new(ExpandFilter::new(
-            optimizer.clone(),
-            fields.clone(),
-        )));
+        // Both or neither: the optimizer also renders the expansion's rewrite tag.
+        if !optimizer.is_inert() {
+            chain.push(Arc::new(OptimizerFilter::new(
+                optimizer.clone(),
+                fields.clone(),
+            )));
+            // Field expansion after the optimizer: it runs the call as caps and domains left it.
+            chain.push(Arc::new(ExpandFilter::new(
+                optimizer.clone(),
+                fields.clone(),
+            )));
+        }
         for f in extra_filters {
             chain.push(f.clone());
         }
@@ -254,6 +257,24 @@ mod tests {
         // A reload starts with an empty `fields_get` catalog.
         let second = Runtime::build(config, &[], &metrics, Some(&first)).unwrap();
         assert!(!Arc::ptr_eq(&first.fields, &second.fields));
+    }
+
+    #[test]
+    fn an_optimizer_that_rewrites_nothing_leaves_the_chain_empty() {
+        let off = "optimizer:\n  limit_caps: {api: false, rpc: false, web: false}\n  canonical_domains: key\n  expand_dotted: false\n";
+        let metrics = Metrics::new().unwrap();
+        let build = |tenant_extra: &str| {
+            let text =
+                format!("{off}tenants:\n  a:\n    upstream: [\"127.0.0.1:1\"]\n{tenant_extra}");
+            let config = Config::from_yaml(&text, "t.yaml").unwrap();
+            Runtime::build(config, &[], &metrics, None).unwrap()
+        };
+        assert!(build("").chain.is_empty());
+        // One tenant turning one rewrite back on brings both built-ins back.
+        let on = build("    optimizer: {limit_caps: {rpc: true}}\n");
+        assert_eq!(on.chain.names(), vec!["optimizer", "expand"]);
+        let on = build("    optimizer: {expand_dotted: true}\n");
+        assert_eq!(on.chain.names(), vec!["optimizer", "expand"]);
     }
 
     #[test]
