@@ -231,6 +231,13 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Writes out the access-log lines still buffered. The writer thread drains the buffer every
+    /// 50 ms while the process lives; a program that exits once the server stopped calls this
+    /// after `Server::run` returns, or the last lines (those of the grace period) are lost.
+    pub fn flush_access_log(&self) {
+        self.shared.access_log.flush();
+    }
+
     /// Swaps in a new configuration. Requests in flight finish on the old one; listener
     /// addresses cannot change this way (they need a graceful upgrade). On error the old
     /// configuration stays.
@@ -434,12 +441,14 @@ impl Running {
         let handle = bridgecore.add_to(&mut server);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let signal = StopSignal(tokio::sync::Mutex::new(Some(rx)));
+        let last_lines = handle.clone();
         let thread = std::thread::Builder::new()
             .name("bridgecore".into())
             .spawn(move || {
                 server.run(RunArgs {
                     shutdown_signal: Box::new(signal),
-                })
+                });
+                last_lines.flush_access_log();
             })
             .map_err(|e| BuildError::Server(e.to_string()))?;
         let running = Running {

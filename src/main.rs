@@ -9,7 +9,7 @@ use bridgecore::signals::ReloadOnHangup;
 use bridgecore::BridgeCore;
 use clap::Parser;
 use pingora::server::configuration::Opt;
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 
 #[global_allocator]
@@ -93,8 +93,12 @@ fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         "config reload",
         ReloadOnHangup {
             path: cli.config,
-            handle,
+            handle: handle.clone(),
         },
     ));
-    server.run_forever();
+    // `run_forever` would exit the process as soon as the runtimes stopped, before the access
+    // log's last lines (the grace period's) were written.
+    server.run(RunArgs::default());
+    handle.flush_access_log();
+    Ok(())
 }
