@@ -510,8 +510,7 @@ impl ProxyHttp for Proxy {
         up: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // Removals and replacements first: the header map then grows at most once for the
-        // headers added below.
+        // Removals and replacements first, so the additions below reuse the room they free.
         if let Some(name) = &ctx.token_header {
             up.remove_header(name);
         }
