@@ -21,16 +21,15 @@ async fn call_kw(
     kwargs: Value,
     id: i64,
 ) -> (String, Value) {
-    let r = client()
-        .post(format!("{base}/web/dataset/call_kw/{model}/{method}"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(
+    let r = post_as(
+        format!("{base}/web/dataset/call_kw/{model}/{method}"),
+        sid,
+        &rpc(
             json!({"model": model, "method": method, "args": args, "kwargs": kwargs}),
             id,
-        ))
-        .send()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let xc = r
         .headers()
@@ -741,13 +740,7 @@ async fn logout_and_debug_end_a_sessions_entries() {
     // Another session's entries stay.
     let other = h.odoo.new_session(2);
     partners(&h, &other, json!({}), 5).await;
-    client()
-        .post(h.url("/web/session/destroy"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(json!({}), 6))
-        .send()
-        .await
-        .unwrap();
+    post_as(h.url("/web/session/destroy"), &sid, &rpc(json!({}), 6)).await;
     assert_eq!(partners(&h, &other, json!({}), 7).await.0, "HIT");
 }
 
@@ -845,29 +838,19 @@ async fn huge_and_deep_arguments_are_answered_not_crashed_on() {
     assert_eq!(partners(&h, &sid, odd.clone(), 1).await.0, "MISS");
     assert_eq!(partners(&h, &sid, odd, 2).await.0, "HIT");
     // Too deep to parse: a JSON-RPC error, not a crash.
-    let r = client()
-        .post(h.url("/web/dataset/call_kw"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(
-            json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"context": {"deep": nest(500)}}}),
-            3,
-        ))
-        .send()
-        .await
-        .unwrap();
+    let deep = rpc(
+        json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"context": {"deep": nest(500)}}}),
+        3,
+    );
+    let r = post_as(h.url("/web/dataset/call_kw"), &sid, &deep).await;
     assert_eq!(r.status(), 400);
     let b: Value = r.json().await.unwrap();
     assert!(b["error"]["message"].is_string(), "{b}");
-    let r = client()
-        .post(h.url("/web/dataset/call_kw"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(
-            json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"context": "not an object"}}),
-            2,
-        ))
-        .send()
-        .await
-        .unwrap();
+    let odd_context = rpc(
+        json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"context": "not an object"}}),
+        2,
+    );
+    let r = post_as(h.url("/web/dataset/call_kw"), &sid, &odd_context).await;
     assert!(r.status().as_u16() < 500);
 }
 
@@ -966,13 +949,12 @@ async fn an_unknown_post_route_flushes_the_tenant_and_is_counted() {
         5,
     )
     .await;
-    client()
-        .post(h.url("/web/session/get_session_info"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(json!({}), 6))
-        .send()
-        .await
-        .unwrap();
+    post_as(
+        h.url("/web/session/get_session_info"),
+        &sid,
+        &rpc(json!({}), 6),
+    )
+    .await;
     assert_eq!(partners(&h, &sid, json!({}), 7).await.0, "HIT");
 }
 

@@ -86,16 +86,15 @@ async fn a_filter_can_answer_rewrite_and_observe() {
     eventually(|| policy.completed.load(Ordering::SeqCst) == 1).await;
 
     // Answer: nothing reaches Odoo.
-    let r = client()
-        .post(h.url("/web/dataset/call_kw"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(
+    let r = post_as(
+        h.url("/web/dataset/call_kw"),
+        &sid,
+        &rpc(
             json!({"model": "hr.employee", "method": "search_read", "args": [], "kwargs": {}}),
             11,
-        ))
-        .send()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(r.status(), 403);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["id"], 11);
@@ -103,13 +102,16 @@ async fn a_filter_can_answer_rewrite_and_observe() {
     assert_eq!(h.odoo.count(), 0);
 
     // Rewrite: Odoo sees the new limit with a correct Content-Length.
-    let r = client()
-        .post(h.url("/web/dataset/call_kw/res.partner/search_read"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(json!({"model": "res.partner", "method": "search_read", "args": [], "kwargs": {"fields": ["name"], "limit": 50}}), 12))
-        .send()
-        .await
-        .unwrap();
+    let call = rpc(
+        json!({"model": "res.partner", "method": "search_read", "args": [], "kwargs": {"fields": ["name"], "limit": 50}}),
+        12,
+    );
+    let r = post_as(
+        h.url("/web/dataset/call_kw/res.partner/search_read"),
+        &sid,
+        &call,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-policy-method"], "search_read");
     let v: Value = r.json().await.unwrap();

@@ -44,16 +44,15 @@ async fn call_kw(
     args: Value,
     kwargs: Value,
 ) -> (Option<String>, Value) {
-    let r = client()
-        .post(h.url(&format!("/web/dataset/call_kw/{model}/{method}")))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(
+    let r = post_as(
+        h.url(&format!("/web/dataset/call_kw/{model}/{method}")),
+        sid,
+        &rpc(
             json!({"model": model, "method": method, "args": args, "kwargs": kwargs}),
             17,
-        ))
-        .send()
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let rewrite = r
         .headers()

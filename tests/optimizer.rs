@@ -431,13 +431,12 @@ async fn shuffled_domains_share_a_cache_entry_unless_canonical_domains_are_off()
                        "kwargs": {"domain": domain, "fields": ["name"], "limit": 5}}),
                 3,
             );
-            let r = client()
-                .post(h.url("/web/dataset/call_kw/res.partner/search_read"))
-                .header("cookie", format!("session_id={sid}"))
-                .json(&call)
-                .send()
-                .await
-                .unwrap();
+            let r = post_as(
+                h.url("/web/dataset/call_kw/res.partner/search_read"),
+                &sid,
+                &call,
+            )
+            .await;
             assert_eq!(r.status(), 200);
             // The web client's route: its domain always goes as sent.
             assert!(r.headers().get("x-bridgecore-rewrite").is_none());

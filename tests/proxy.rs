@@ -488,13 +488,7 @@ async fn json_is_compressed_per_accept_encoding_and_decodes_to_the_original() {
         json!({"model": "res.partner", "method": "search_read", "args": [], "kwargs": {"fields": ["name", "email", "phone"]}}),
         1,
     );
-    let plain = client()
-        .post(h.url("/web/dataset/call_kw"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let plain = post_as(h.url("/web/dataset/call_kw"), &sid, &body).await;
     assert!(plain.headers().get("content-encoding").is_none());
     let original = plain.bytes().await.unwrap();
     assert!(original.len() > 1000);

@@ -17,16 +17,12 @@ fn redis_errors(bc: &bridgecore::Running, op: &str) -> u64 {
 }
 
 async fn read(h: &Harness, sid: &str, n: i64) -> u16 {
-    client()
-        .post(h.url("/web/dataset/call_kw"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(
-            json!({"model": "res.partner", "method": "search_count", "args": [[["id", ">", n]]], "kwargs": {}}),
-            1,
-        ))
-        .send()
+    let call = rpc(
+        json!({"model": "res.partner", "method": "search_count", "args": [[["id", ">", n]]], "kwargs": {}}),
+        1,
+    );
+    post_as(h.url("/web/dataset/call_kw"), sid, &call)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

@@ -21,13 +21,7 @@ fn read_call() -> Value {
 }
 
 async fn limit_header(url: &str, sid: &str) -> (u16, Option<String>) {
-    let r = client()
-        .post(url)
-        .header("cookie", format!("session_id={sid}"))
-        .json(&read_call())
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(url, sid, &read_call()).await;
     let limit = r
         .headers()
         .get("x-ratelimit-limit")

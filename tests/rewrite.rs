@@ -40,13 +40,7 @@ async fn the_web_clients_calls_are_left_alone() {
         json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {"fields": ["name"], "limit": 1000}}),
         5,
     );
-    let r = client()
-        .post(h.url("/web/dataset/call_kw"))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&call)
-        .send()
-        .await
-        .unwrap();
+    let r = post_as(h.url("/web/dataset/call_kw"), &sid, &call).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("x-bridgecore-limit-capped").is_none());
     assert!(r.headers().get("x-bridgecore-rewrite").is_none());

@@ -28,13 +28,7 @@ async fn stats_count_what_the_tenant_served() {
         1,
     );
     for _ in 0..3 {
-        let r = client()
-            .post(h.url("/web/dataset/call_kw"))
-            .header("cookie", format!("session_id={sid}"))
-            .json(&call)
-            .send()
-            .await
-            .unwrap();
+        let r = post_as(h.url("/web/dataset/call_kw"), &sid, &call).await;
         assert_eq!(r.status(), 200);
     }
     let r = client()

@@ -19,18 +19,17 @@ fn two_upstreams(a: &FakeOdoo, b: &FakeOdoo, health: &str) -> String {
 }
 
 async fn call(bc: &bridgecore::Running, sid: &str) -> u16 {
-    client()
-        .post(format!("http://{}/web/dataset/call_kw", bc.addr()))
-        .header("cookie", format!("session_id={sid}"))
-        .json(&rpc(
+    post_as(
+        format!("http://{}/web/dataset/call_kw", bc.addr()),
+        sid,
+        &rpc(
             json!({"model": "res.partner", "method": "search_count", "args": [[]], "kwargs": {}}),
             1,
-        ))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+        ),
+    )
+    .await
+    .status()
+    .as_u16()
 }
 
 /// Which fake served `sid`'s requests: (at a, at b).

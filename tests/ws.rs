@@ -136,16 +136,15 @@ impl Setup {
 
     /// A raw JSON-RPC `call_kw` through the proxy with an Odoo session cookie.
     async fn call_kw(&self, i: usize, sid: &str, model: &str, method: &str, args: Value) -> Value {
-        let resp = client()
-            .post(self.url(i, &format!("/web/dataset/call_kw/{model}/{method}")))
-            .header("cookie", format!("session_id={sid}"))
-            .json(&rpc(
+        let resp = post_as(
+            self.url(i, &format!("/web/dataset/call_kw/{model}/{method}")),
+            sid,
+            &rpc(
                 json!({"model": model, "method": method, "args": args, "kwargs": {}}),
                 1,
-            ))
-            .send()
-            .await
-            .unwrap();
+            ),
+        )
+        .await;
         assert_eq!(resp.status(), 200);
         resp.json().await.unwrap()
     }

@@ -176,6 +176,21 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// POSTs `body` as JSON with the web client's `session_id` cookie, as the browser does.
+pub async fn post_as(
+    url: impl reqwest::IntoUrl,
+    sid: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    client()
+        .post(url)
+        .header("cookie", format!("session_id={sid}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A JSON-RPC envelope.
 pub fn rpc(params: serde_json::Value, id: i64) -> serde_json::Value {
     serde_json::json!({"jsonrpc": "2.0", "method": "call", "params": params, "id": id})
