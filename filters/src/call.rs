@@ -12,7 +12,6 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::json::{self, Plain};
@@ -129,7 +128,7 @@ impl Call {
     /// been changed (`None` for built or rewritten calls): lets the cache find a repeated call by
     /// its bytes without decoding them.
     pub fn raw_arguments(&self) -> Option<(&str, &str)> {
-        Some((self.args.raw()?.get(), self.kwargs.raw()?.get()))
+        Some((self.args.raw()?, self.kwargs.raw()?))
     }
 
     /// Keyword arguments of the ORM method, `context` included when sent. Decoded from the
@@ -196,12 +195,12 @@ impl Call {
 /// first read.
 ///
 /// Invariant: `raw` is `None` only when `value` is set. `raw`, when present, is text that
-/// [`jsonrpc`](crate::jsonrpc) validated as a `T` with [`json::check_raw`] (syntax, strings,
-/// number ranges, nesting depth), so decoding it cannot fail. It is dropped as soon as
+/// [`jsonrpc`](crate::jsonrpc) validated as a `T` as strictly as [`json::from_slice`] reads it
+/// (syntax, strings, number ranges, nesting depth in its document), so decoding it cannot fail. It is dropped as soon as
 /// the value may change ([`Lazy::get_mut`]); while present, it is what the value serialises to.
 #[derive(Clone)]
 pub(crate) struct Lazy<T> {
-    raw: Option<Box<RawValue>>,
+    raw: Option<Box<str>>,
     value: OnceLock<T>,
 }
 
@@ -215,7 +214,7 @@ impl<T: Plain> Lazy<T> {
     }
 
     /// Text validated as a `T` (see the type's invariant), decoded on first read.
-    pub(crate) fn from_checked_raw(raw: Box<RawValue>) -> Self {
+    pub(crate) fn from_checked_raw(raw: Box<str>) -> Self {
         Lazy {
             raw: Some(raw),
             value: OnceLock::new(),
@@ -223,7 +222,7 @@ impl<T: Plain> Lazy<T> {
     }
 
     /// The text the value was parsed from, while it is unchanged.
-    pub(crate) fn raw(&self) -> Option<&RawValue> {
+    pub(crate) fn raw(&self) -> Option<&str> {
         self.raw.as_deref()
     }
 
@@ -246,7 +245,7 @@ impl<T: Plain> Lazy<T> {
         // cannot fail; the empty fallback only keeps a broken invariant from panicking.
         self.raw
             .as_deref()
-            .and_then(|raw| json::from_slice(raw.get().as_bytes()).ok())
+            .and_then(|raw| json::from_slice(raw.as_bytes()).ok())
             .and_then(T::from_plain)
             .unwrap_or_default()
     }
@@ -257,7 +256,7 @@ impl<T: Plain> Lazy<T> {
 impl<T: Plain + PartialEq> PartialEq for Lazy<T> {
     fn eq(&self, other: &Self) -> bool {
         if let (Some(a), Some(b)) = (&self.raw, &other.raw) {
-            if a.get() == b.get() {
+            if a == b {
                 return true;
             }
         }

@@ -65,7 +65,7 @@ use std::borrow::Cow;
 
 use http::request::Parts;
 use http::HeaderMap;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{Error as _, SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -496,8 +496,9 @@ fn parse_web_json(path: &str, headers: &HeaderMap, body: &[u8]) -> Result<Call, 
 /// A borrowed piece of a call, serialised as JSON or XML-RPC without building a value tree.
 enum Out<'a> {
     Str(&'a str),
-    /// JSON text, written verbatim (never in XML-RPC: see [`Call::service_args`]).
-    Raw(&'a RawValue),
+    /// Checked JSON text (see [`Lazy`]), written verbatim (never in XML-RPC: see
+    /// [`Call::service_args`]).
+    Raw(&'a str),
     Int(i64),
     Value(&'a Value),
     Values(&'a [Value]),
@@ -509,7 +510,11 @@ impl Serialize for Out<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Out::Str(v) => s.serialize_str(v),
-            Out::Raw(v) => v.serialize(s),
+            // serde_json writes text verbatim only as a `RawValue`; borrowing one reads the
+            // text's syntax again, a cost paid only when a rewritten call is written.
+            Out::Raw(v) => serde_json::from_str::<&RawValue>(v)
+                .map_err(S::Error::custom)?
+                .serialize(s),
             Out::Int(v) => s.serialize_i64(*v),
             Out::Value(v) => v.serialize(s),
             Out::Values(v) => v.serialize(s),
@@ -1128,7 +1133,7 @@ mod xml {
             }
             Out::Value(v) => write_value(s, v, depth),
             // Not produced for XML-RPC (`service_args(false)`); decoded should that change.
-            Out::Raw(raw) => match crate::json::from_slice(raw.get().as_bytes()) {
+            Out::Raw(raw) => match crate::json::from_slice(raw.as_bytes()) {
                 Ok(value) => write_value(s, &value, depth),
                 Err(_) => Err(SerialiseError::Unrepresentable("invalid JSON text")),
             },
