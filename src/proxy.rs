@@ -76,6 +76,10 @@ macro_rules! exchange {
 /// checked on each lookup).
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// Headers added upstream on every request (static: no parsing, no allocation per insert).
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The proxy service's logic.
 pub struct Proxy {
@@ -510,65 +514,28 @@ impl ProxyHttp for Proxy {
         up: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // Removals and replacements first, so the additions below reuse the room they free.
-        if let Some(name) = &ctx.token_header {
-            up.remove_header(name);
+        // Edited as plain `http` parts: Pingora's `insert_header` parses every name, allocates
+        // custom ones and keeps a second, case-preserving map, about twice the work of an
+        // insert into the `HeaderMap` with a static name. The header then goes upstream with
+        // lowercase names, which HTTP/1.1 reads the same (RFC 9110 §5.1; werkzeug folds case).
+        // A request-target the URI does not reproduce (absolute-form, non-UTF-8) is put back.
+        let raw_target = {
+            let uri_target = up
+                .uri
+                .path_and_query()
+                .map_or(&b""[..], |p| p.as_str().as_bytes());
+            (up.raw_path() != uri_target).then(|| up.raw_path().to_vec())
+        };
+        let end_stream = up.send_end_stream();
+        let empty = http::Request::new(()).into_parts().0;
+        let mut parts: http::request::Parts = std::mem::replace(up, empty.into()).into();
+        self.edit_upstream_headers(session, &mut parts.headers, ctx)?;
+        *up = parts.into();
+        if let Some(raw) = raw_target {
+            up.set_raw_path(&raw)?;
         }
-        if let Some(sid) = &ctx.odoo_session {
-            let sent = session
-                .get_header(header::COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let mut cookie = String::with_capacity(sid.len() + sent.len() + 13);
-            cookie.push_str("session_id=");
-            cookie.push_str(sid);
-            for kv in sent.split(';').map(str::trim) {
-                if !kv.is_empty() && !kv.starts_with("session_id=") {
-                    cookie.push_str("; ");
-                    cookie.push_str(kv);
-                }
-            }
-            up.insert_header("cookie", cookie)?;
-        }
-        if ctx.body_read && up.headers.contains_key(header::EXPECT) {
-            // BridgeCore already answered `Expect: 100-continue` and holds the whole body.
-            up.remove_header(&header::EXPECT);
-        }
-        let rt = ctx.runtime.as_ref();
-        if let Some(host) = request_host(session.req_header()) {
-            up.insert_header("x-forwarded-host", host)?;
-        }
-        // The same text twice in the common case (an untrusted peer: the list is the client
-        // alone): one value, shared.
-        let mut list = None;
-        if let Some(peer) = ctx.peer {
-            let xff = session
-                .get_header(&X_FORWARDED_FOR)
-                .and_then(|v| v.to_str().ok());
-            let text =
-                forwarded::x_forwarded_for(peer, xff, &|ip| rt.is_some_and(|r| r.trusts(ip)));
-            let value = HeaderValue::try_from(text)
-                .explain_err(ErrorType::InvalidHTTPHeader, |_| "x-forwarded-for")?;
-            up.insert_header("x-forwarded-for", value.clone())?;
-            list = Some((peer, value));
-        }
-        if let Some(ip) = ctx.client_ip {
-            let value = match list {
-                // No comma: the list is the peer alone (see x_forwarded_for).
-                Some((peer, value)) if peer == ip && !value.as_bytes().contains(&b',') => value,
-                _ => HeaderValue::try_from(forwarded::ip_text(ip))
-                    .explain_err(ErrorType::InvalidHTTPHeader, |_| "x-real-ip")?,
-            };
-            up.insert_header("x-real-ip", value)?;
-        }
-        up.insert_header("x-forwarded-proto", if ctx.tls { "https" } else { "http" })?;
-        up.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(v) = &ctx.accept_encoding {
-            up.insert_header(header::ACCEPT_ENCODING, v.clone())?;
-        }
-        if let Some(body) = &ctx.new_body {
-            up.remove_header(&header::TRANSFER_ENCODING);
-            up.insert_header(header::CONTENT_LENGTH, body.len().to_string())?;
+        if let Some(end_stream) = end_stream {
+            up.set_send_end_stream(end_stream);
         }
         ctx.upstream_start = Some(std::time::Instant::now());
         Ok(())
@@ -956,6 +923,96 @@ impl ProxyHttp for Proxy {
 }
 
 impl Proxy {
+    /// The upstream request's header edits (design.md §5 and odoo-protocol.md §9): the token
+    /// and `Expect` out, the cookie on BridgeCore's Odoo session, the forwarded headers of
+    /// Odoo's proxy mode, the request id, the coding BridgeCore negotiates, a rewritten body's
+    /// length.
+    fn edit_upstream_headers(
+        &self,
+        session: &Session,
+        up: &mut http::HeaderMap,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        // Removals first, then room for the additions at once (one growth, not several).
+        if let Some(name) = &ctx.token_header {
+            up.remove(name);
+        }
+        if ctx.body_read {
+            // BridgeCore already answered `Expect: 100-continue` and holds the whole body.
+            up.remove(header::EXPECT);
+        }
+        if ctx.new_body.is_some() {
+            up.remove(header::TRANSFER_ENCODING);
+        }
+        up.reserve(8);
+        if let Some(sid) = &ctx.odoo_session {
+            let sent = session
+                .get_header(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let mut cookie = String::with_capacity(sid.len() + sent.len() + 13);
+            cookie.push_str("session_id=");
+            cookie.push_str(sid);
+            for kv in sent.split(';').map(str::trim) {
+                if !kv.is_empty() && !kv.starts_with("session_id=") {
+                    cookie.push_str("; ");
+                    cookie.push_str(kv);
+                }
+            }
+            up.insert(header::COOKIE, header_value(cookie, "cookie")?);
+        }
+        let rt = ctx.runtime.as_ref();
+        let req = session.req_header();
+        // The client's own `Host` value when it has one (shared, not copied).
+        let host = match req.headers.get(header::HOST) {
+            Some(host) if host.to_str().is_ok() => Some(host.clone()),
+            _ => match req.uri.authority() {
+                Some(a) => Some(header_value(a.as_str().to_owned(), "x-forwarded-host")?),
+                None => None,
+            },
+        };
+        if let Some(host) = host {
+            up.insert(X_FORWARDED_HOST.clone(), host);
+        }
+        // The same text twice in the common case (an untrusted peer: the list is the client
+        // alone): one value, shared.
+        let mut list = None;
+        if let Some(peer) = ctx.peer {
+            let xff = req
+                .headers
+                .get(&X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok());
+            let text =
+                forwarded::x_forwarded_for(peer, xff, &|ip| rt.is_some_and(|r| r.trusts(ip)));
+            let value = header_value(text, "x-forwarded-for")?;
+            up.insert(X_FORWARDED_FOR.clone(), value.clone());
+            list = Some((peer, value));
+        }
+        if let Some(ip) = ctx.client_ip {
+            let value = match list {
+                // No comma: the list is the peer alone (see x_forwarded_for).
+                Some((peer, value)) if peer == ip && !value.as_bytes().contains(&b',') => value,
+                _ => header_value(forwarded::ip_text(ip), "x-real-ip")?,
+            };
+            up.insert(X_REAL_IP.clone(), value);
+        }
+        up.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
+        );
+        up.insert(
+            X_REQUEST_ID.clone(),
+            header_value(ctx.request_id.clone(), "x-request-id")?,
+        );
+        if let Some(v) = &ctx.accept_encoding {
+            up.insert(header::ACCEPT_ENCODING, v.clone());
+        }
+        if let Some(body) = &ctx.new_body {
+            up.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        Ok(())
+    }
+
     /// Whether a read that failed on its upstream after the request was sent may go once to
     /// another upstream (issue 7 item 3): only reads (cacheable or not), only when the call
     /// carries its own credentials (`/jsonrpc` and XML-RPC db/uid/password, `/json/2` API key)
@@ -1847,6 +1904,12 @@ fn plain(status: u16, text: &str) -> Reply {
 }
 
 /// The `Host` the client asked for: the header, or the authority of an absolute URI (HTTP/2).
+/// `text` as a header value; an error names the header (`text` comes from BridgeCore's own
+/// formatting or from values the client sent as valid header text).
+fn header_value(text: String, name: &'static str) -> Result<HeaderValue> {
+    HeaderValue::try_from(text).explain_err(ErrorType::InvalidHTTPHeader, |_| name)
+}
+
 fn request_host(req: &RequestHeader) -> Option<&str> {
     req.headers
         .get(header::HOST)

@@ -832,6 +832,29 @@ fn expect_100_continue_on_a_parsed_call_gets_the_interim_answer() {
     assert!(!seen.headers.contains_key("expect"));
 }
 
+/// The upstream header is rebuilt without Pingora's case map (src/proxy.rs,
+/// `upstream_request_filter`): a request-target the URI alone does not give back (absolute-form,
+/// as a client configured for a forward proxy sends it) still reaches Odoo as sent, with the
+/// forwarded headers.
+#[test]
+fn an_absolute_form_target_reaches_odoo_as_sent() {
+    let h = Harness::start();
+    let mut s = std::net::TcpStream::connect(h.bc.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"GET http://erp.example.com/__fake/echo?x=%C3%A9 HTTP/1.1\r\nHost: erp.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let seen = h.odoo.requests().into_iter().last().unwrap();
+    assert_eq!(seen.path, "/__fake/echo?x=%C3%A9");
+    assert_eq!(seen.headers["x-forwarded-host"], "erp.example.com");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+}
+
 #[tokio::test]
 async fn xmlrpc_results_are_identical_to_direct_odoo() {
     let h = Harness::start();

@@ -83,7 +83,11 @@ impl<'a> Scanner<'a> {
 
     #[inline(always)]
     fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes().get(self.i) {
+        // Compact JSON has none: one comparison settles the usual case.
+        while let Some(&c) = self.bytes().get(self.i) {
+            if c > b' ' || !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+                return;
+            }
             self.i += 1;
         }
     }
@@ -324,6 +328,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// An object member's name and colon, inside [`Scanner::skip_value`].
+    #[inline(always)]
     fn skip_name(&mut self) -> Option<()> {
         self.expect(b'"')?;
         self.skip_string()?;

@@ -168,13 +168,15 @@ pub fn parse(endpoint: &Endpoint, head: &Parts, body: &[u8]) -> Result<Call, Par
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     for header in headers.get_all(http::header::COOKIE) {
         for pair in header.as_bytes().split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            // The name before the first `=`, spaces around it trimmed, is `session_id`: the
+            // pair is OWS, `session_id`, OWS, `=` (no byte of the pair is looked at twice).
+            let Some(rest) = trim_ows(pair).strip_prefix(b"session_id") else {
                 continue;
             };
-            if trim_ows(&pair[..eq]) != b"session_id" {
+            let Some(value) = trim_ows(rest).strip_prefix(b"=") else {
                 continue;
-            }
-            let mut value = trim_ows(&pair[eq + 1..]);
+            };
+            let mut value = trim_ows(value);
             if let [b'"', inner @ .., b'"'] = value {
                 value = inner;
             }
