@@ -1400,7 +1400,7 @@ impl Proxy {
             }
         }
         if let Some(st) = ctx.cache_status {
-            resp.insert_header("x-cache", st.as_str())?;
+            resp.insert_header("x-cache", HeaderValue::from_static(st.as_str()))?;
         }
         if ctx.cache_pending.is_some() && ctx.serve_stale.is_none() {
             let storable = status == 200
@@ -1955,7 +1955,11 @@ fn is_chunked(session: &Session) -> bool {
     session
         .get_header(header::TRANSFER_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        .is_some_and(|v| {
+            v.as_bytes()
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+        })
 }
 
 /// Whether the body is what the route expects (JSON, or XML for XML-RPC). Anything else is
@@ -1965,15 +1969,11 @@ fn rpc_content_type(session: &Session, endpoint: &Endpoint) -> bool {
         .get_header(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let is = |media_type: &str| essence.eq_ignore_ascii_case(media_type);
     match endpoint {
-        Endpoint::XmlRpc { .. } => essence == "text/xml" || essence == "application/xml",
-        _ => essence == "application/json" || essence == "application/json-rpc",
+        Endpoint::XmlRpc { .. } => is("text/xml") || is("application/xml"),
+        _ => is("application/json") || is("application/json-rpc"),
     }
 }
 

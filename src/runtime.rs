@@ -57,7 +57,9 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// Tenants in file order.
     pub tenants: Vec<Arc<Tenant>>,
-    by_host: HashMap<String, usize>,
+    /// foldhash, not SipHash: the keys are the config's host names (a client can only look
+    /// names up, not add colliding ones), and the lookup runs on every request.
+    by_host: HashMap<String, usize, foldhash::fast::RandomState>,
     by_name: HashMap<String, usize>,
     /// The filter chain, built-ins from the configuration followed by the embedder's filters.
     pub chain: Chain,
@@ -91,7 +93,7 @@ impl Runtime {
         previous: Option<&Runtime>,
     ) -> Result<Self, RuntimeError> {
         let mut tenants = Vec::with_capacity(config.tenants.len());
-        let mut by_host = HashMap::new();
+        let mut by_host = HashMap::default();
         let mut by_name = HashMap::new();
         for (i, t) in config.tenants.iter().enumerate() {
             for h in &t.hosts {
