@@ -27,6 +27,22 @@ pub(crate) const MAX_LEVELS: usize = 127;
 
 pub(crate) mod scan;
 
+/// Whether `text` is one JSON document that [`from_slice`] reads without error, found without
+/// building it (see [`scan`]: about a third of the cost of reading it).
+pub fn is_valid(text: &[u8]) -> bool {
+    valid_at(text, MAX_LEVELS)
+}
+
+/// Whether `text` is one JSON value with at most `levels` nested arrays/objects.
+fn valid_at(text: &[u8], levels: usize) -> bool {
+    scan::Scanner::new(text)
+        .and_then(|mut s| {
+            s.skip_value(levels)?;
+            s.end()
+        })
+        .is_some()
+}
+
 /// Whether [`from_slice`] reads `raw` without error at a place inside `enclosing`
 /// arrays/objects of its document: `raw` is well-formed JSON, but serde_json captured it
 /// without decoding, so lone surrogates, numbers out of range and too deep a nesting are found
@@ -35,12 +51,7 @@ pub(crate) fn check_raw(raw: &RawValue, enclosing: usize) -> bool {
     let Some(levels) = MAX_LEVELS.checked_sub(enclosing) else {
         return false;
     };
-    scan::Scanner::new(raw.get().as_bytes())
-        .and_then(|mut s| {
-            s.skip_value(levels)?;
-            s.end()
-        })
-        .is_some()
+    valid_at(raw.get().as_bytes(), levels)
 }
 
 /// Deserialises one [`Value`], every object as an object (see the module docs).
