@@ -516,8 +516,8 @@ impl ProxyHttp for Proxy {
     ) -> Result<()> {
         // Edited as plain `http` parts: Pingora's `insert_header` parses every name, allocates
         // custom ones and keeps a second, case-preserving map, about twice the work of an
-        // insert into the `HeaderMap` with a static name. The header then goes upstream with
-        // lowercase names, which HTTP/1.1 reads the same (RFC 9110 §5.1; werkzeug folds case).
+        // insert into the `HeaderMap` with a static name. Pingora then writes standard names in
+        // their usual case and others in lowercase (names have no case: RFC 9110 §5.1).
         // A request-target the URI does not reproduce (absolute-form, non-UTF-8) is put back.
         let raw_target = {
             let uri_target = up
@@ -636,6 +636,7 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        without_case_map(resp)?;
         let path = session.req_header().uri.path();
         self.sendfile(resp, ctx).await?;
         self.cache_response(resp, ctx, path).await?;
@@ -1904,6 +1905,28 @@ fn plain(status: u16, text: &str) -> Reply {
 }
 
 /// The `Host` the client asked for: the header, or the authority of an absolute URI (HTTP/2).
+/// Drops the second, case-preserving name map Pingora keeps for Odoo's answer, which each
+/// header BridgeCore adds (`X-Request-Id`, `X-Cache`, `X-RateLimit-*`, …) would also update,
+/// with an allocation and a growth of its own. Pingora then writes standard names in their
+/// usual case and others in lowercase (names have no case in HTTP, RFC 9110 §5.1). A reason
+/// phrase other than the status's own is kept.
+fn without_case_map(resp: &mut ResponseHeader) -> Result<()> {
+    if !resp.has_case() {
+        return Ok(());
+    }
+    let reason = resp
+        .get_reason_phrase()
+        .filter(|r| Some(*r) != resp.status.canonical_reason())
+        .map(str::to_owned);
+    let empty = http::Response::new(()).into_parts().0;
+    let parts: http::response::Parts = std::mem::replace(resp, empty.into()).into();
+    *resp = parts.into();
+    if let Some(reason) = reason {
+        resp.set_reason_phrase(Some(&reason))?;
+    }
+    Ok(())
+}
+
 /// `text` as a header value; an error names the header (`text` comes from BridgeCore's own
 /// formatting or from values the client sent as valid header text).
 fn header_value(text: String, name: &'static str) -> Result<HeaderValue> {

@@ -849,6 +849,13 @@ fn an_absolute_form_target_reaches_odoo_as_sent() {
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // Without Pingora's case map (dropped before BridgeCore adds its own headers), standard
+    // names go out in their usual case, others in lowercase.
+    assert!(
+        text.contains("\r\nContent-Type: application/json"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nx-request-id: "), "{text}");
     let seen = h.odoo.requests().into_iter().last().unwrap();
     assert_eq!(seen.path, "/__fake/echo?x=%C3%A9");
     assert_eq!(seen.headers["x-forwarded-host"], "erp.example.com");
