@@ -15,6 +15,8 @@
 //! - other top-level members are checked and dropped; other `params` members are kept in
 //!   [`Call::params`].
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::call::{Call, Credential, Lazy, Shape};
@@ -144,14 +146,18 @@ fn kw_params<'a>(s: &mut Scanner<'a>) -> Option<KwParams<'a>> {
             "method" => p.method = Some(s.string()?.into_owned()),
             "args" => p.args = Some(s.raw(MAX_LEVELS - IN_PARAMS)?),
             "kwargs" => p.kwargs = Some(s.raw(MAX_LEVELS - IN_PARAMS)?),
-            _ => {
-                let value = s.value(MAX_LEVELS - IN_PARAMS)?;
-                p.rest.insert(name.into_owned(), value);
-            }
+            _ => keep(s, &mut p.rest, name)?,
         }
         Some(())
     })?;
     Some(p)
+}
+
+/// Any other `params` member: kept, as a value, for [`Call::params`].
+fn keep(s: &mut Scanner<'_>, rest: &mut Map<String, Value>, name: Cow<'_, str>) -> Option<()> {
+    let value = s.value(MAX_LEVELS - IN_PARAMS)?;
+    rest.insert(name.into_owned(), value);
+    Some(())
 }
 
 /// `params` of `/jsonrpc`.
@@ -170,10 +176,7 @@ fn rpc_params<'a>(s: &mut Scanner<'a>) -> Option<RpcParams<'a>> {
             "service" => p.service = Some(s.string()?.into_owned()),
             "method" => p.method = Some(s.string()?.into_owned()),
             "args" => p.args = Some(rpc_args(s)?),
-            _ => {
-                let value = s.value(MAX_LEVELS - IN_PARAMS)?;
-                p.rest.insert(name.into_owned(), value);
-            }
+            _ => keep(s, &mut p.rest, name)?,
         }
         Some(())
     })?;
