@@ -2007,17 +2007,38 @@ async fn read_body(session: &mut Session, expected: u64) -> Result<Bytes> {
         session.write_continue_response().await?;
     }
     session.enable_retry_buffering();
-    let mut buf = BytesMut::with_capacity(expected as usize);
-    while let Some(chunk) = session.read_request_body().await? {
-        buf.extend_from_slice(&chunk);
-        if buf.len() as u64 > MAX_READ_BODY {
+    // A body that arrives in one chunk (the usual JSON-RPC call) is kept as it came, without a
+    // copy; and no read is asked for once Pingora has the whole body.
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    while !session.is_body_done() {
+        let Some(chunk) = session.read_request_body().await? else {
+            break;
+        };
+        let len = match joined.as_mut() {
+            None if first.is_empty() => {
+                first = chunk;
+                first.len()
+            }
+            None => {
+                let mut buf = BytesMut::with_capacity(expected.min(MAX_READ_BODY) as usize);
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&chunk);
+                joined.insert(buf).len()
+            }
+            Some(buf) => {
+                buf.extend_from_slice(&chunk);
+                buf.len()
+            }
+        };
+        if len as u64 > MAX_READ_BODY {
             return Error::e_explain(
                 ErrorType::HTTPStatus(413),
                 "body longer than its Content-Length",
             );
         }
     }
-    Ok(buf.freeze())
+    Ok(joined.map_or(first, BytesMut::freeze))
 }
 
 /// Reads a body of unknown length (chunked) whole, or `None` once it passes `cap`.

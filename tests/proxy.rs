@@ -832,6 +832,54 @@ fn expect_100_continue_on_a_parsed_call_gets_the_interim_answer() {
     assert!(!seen.headers.contains_key("expect"));
 }
 
+/// Sends `body` to `/jsonrpc` in two pieces, pausing between them, and returns the answer.
+fn post_in_two_pieces(h: &Harness, body: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(h.bc.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "POST /jsonrpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (one, two) = body.split_at(body.len() / 2);
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(one).unwrap();
+    s.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(two).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A call body that arrives in pieces (the client pauses halfway) is read whole before it is
+/// parsed: a valid one reaches Odoo, one with a control character in its second half is
+/// refused before anything reaches Odoo.
+#[test]
+fn a_call_body_sent_in_two_pieces_is_read_whole() {
+    let h = Harness::start();
+    let body = |pad: String| {
+        serde_json::to_vec(&json!({
+            "jsonrpc": "2.0", "method": "call", "id": 5,
+            "params": {"service": "common", "method": "version", "args": [], "pad": pad},
+        }))
+        .unwrap()
+    };
+    let good = body("A".repeat(40 * 1024));
+    let text = post_in_two_pieces(&h, &good);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"server_version\""), "{text}");
+    let seen = h.odoo.requests().into_iter().last().unwrap();
+    assert_eq!(seen.body_len, good.len() as u64);
+
+    let before = h.odoo.requests().len();
+    let mut bad = good.clone();
+    let at = bad.len() * 3 / 4;
+    bad[at] = 0x01; // inside the pad's string, in the second piece
+    let text = post_in_two_pieces(&h, &bad);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert_eq!(h.odoo.requests().len(), before);
+}
+
 /// The upstream header is rebuilt without Pingora's case map (src/proxy.rs,
 /// `upstream_request_filter`): a request-target the URI alone does not give back (absolute-form,
 /// as a client configured for a forward proxy sends it) still reaches Odoo as sent, with the
