@@ -730,9 +730,20 @@ async fn admin_listener_serves_health_readiness_and_metrics() {
 }
 
 fn raw_exchange(addr: std::net::SocketAddr, request: &[u8], wait: Duration) -> String {
+    raw_exchange_in_pieces(addr, &[request], wait)
+}
+
+/// [`raw_exchange`] with the request written in `pieces`, 100 ms apart (a client that pauses).
+fn raw_exchange_in_pieces(addr: std::net::SocketAddr, pieces: &[&[u8]], wait: Duration) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(wait)).unwrap();
-    s.write_all(request).unwrap();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s.write_all(piece).unwrap();
+        s.flush().unwrap();
+    }
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     String::from_utf8_lossy(&out).into_owned()
@@ -834,21 +845,13 @@ fn expect_100_continue_on_a_parsed_call_gets_the_interim_answer() {
 
 /// Sends `body` to `/jsonrpc` in two pieces, pausing between them, and returns the answer.
 fn post_in_two_pieces(h: &Harness, body: &[u8]) -> String {
-    let mut s = std::net::TcpStream::connect(h.bc.addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let head = format!(
         "POST /jsonrpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let (one, two) = body.split_at(body.len() / 2);
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(one).unwrap();
-    s.flush().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
-    s.write_all(two).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    let first = [head.as_bytes(), one].concat();
+    raw_exchange_in_pieces(h.bc.addr(), &[&first, two], Duration::from_secs(5))
 }
 
 /// A call body that arrives in pieces (the client pauses halfway) is read whole before it is
@@ -887,15 +890,11 @@ fn a_call_body_sent_in_two_pieces_is_read_whole() {
 #[test]
 fn an_absolute_form_target_reaches_odoo_as_sent() {
     let h = Harness::start();
-    let mut s = std::net::TcpStream::connect(h.bc.addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(
+    let text = raw_exchange(
+        h.bc.addr(),
         b"GET http://erp.example.com/__fake/echo?x=%C3%A9 HTTP/1.1\r\nHost: erp.example.com\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out);
+        Duration::from_secs(5),
+    );
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     // Without Pingora's case map (dropped before BridgeCore adds its own headers), standard
     // names go out in their usual case, others in lowercase.
