@@ -66,12 +66,14 @@ impl AccessLine<'_> {
     /// tenth of what forwarding the request costs, mostly in formatting the time and the address
     /// through `fmt`. Values still go through serde_json (escaping, numbers, `null`).
     fn write_json(&self, out: &mut Vec<u8>) {
+        // One growth at most: the fixed text is ~200 bytes, the values are the rest.
+        out.reserve(256 + self.path.len() + self.request_id.len());
         out.extend_from_slice(b"{\"ts\":\"");
         write_ts(out, self.ts);
         out.push(b'"');
-        str_field(out, "request_id", Some(self.request_id));
-        str_field(out, "tenant", self.tenant);
-        out.extend_from_slice(b",\"client_ip\":");
+        str_field(out, name!("request_id"), Some(self.request_id));
+        str_field(out, name!("tenant"), self.tenant);
+        out.extend_from_slice(name!("client_ip"));
         match self.client_ip {
             Some(ip) => {
                 out.push(b'"');
@@ -80,42 +82,48 @@ impl AccessLine<'_> {
             }
             None => out.extend_from_slice(b"null"),
         }
-        str_field(out, "method", Some(self.method));
-        str_field(out, "path", Some(self.path));
-        field(out, "status", &self.status);
-        field(out, "bytes", &self.bytes);
-        field(out, "duration_ms", &self.duration_ms);
-        field(out, "upstream_ms", &self.upstream_ms);
-        str_field(out, "cache", self.cache);
-        str_field(out, "model", self.model);
-        str_field(out, "rpc_method", self.rpc_method);
-        field(out, "uid", &self.uid);
-        str_field(out, "answered_by", self.answered_by);
-        field(out, "error", &self.error);
+        str_field(out, name!("method"), Some(self.method));
+        str_field(out, name!("path"), Some(self.path));
+        field(out, name!("status"), &self.status);
+        field(out, name!("bytes"), &self.bytes);
+        field(out, name!("duration_ms"), &self.duration_ms);
+        field(out, name!("upstream_ms"), &self.upstream_ms);
+        str_field(out, name!("cache"), self.cache);
+        str_field(out, name!("model"), self.model);
+        str_field(out, name!("rpc_method"), self.rpc_method);
+        field(out, name!("uid"), &self.uid);
+        str_field(out, name!("answered_by"), self.answered_by);
+        field(out, name!("error"), &self.error);
         out.push(b'}');
     }
 }
 
-/// `,"name":value`, the value as serde_json writes it (which cannot fail into a `Vec`).
-fn field<T: Serialize + ?Sized>(out: &mut Vec<u8>, name: &str, value: &T) {
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\":");
+/// `,"name":` as bytes, made at compile time (one copy per field instead of three).
+macro_rules! name {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":").as_bytes()
+    };
+}
+use name;
+
+/// `,"name":value` (`key` from [`name!`]), the value as serde_json writes it (which cannot fail
+/// into a `Vec`).
+fn field<T: Serialize + ?Sized>(out: &mut Vec<u8>, key: &[u8], value: &T) {
+    out.extend_from_slice(key);
     let _ = serde_json::to_writer(out, value);
 }
 
 /// [`field`] for text: text with nothing to escape (no quote, backslash or control character:
 /// paths, ids, names as they come) is copied as is, which is what serde_json writes for it.
-fn str_field(out: &mut Vec<u8>, name: &str, text: Option<&str>) {
+fn str_field(out: &mut Vec<u8>, key: &[u8], text: Option<&str>) {
     match text {
         Some(text) if !needs_escape(text.as_bytes()) => {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b"\":\"");
+            out.extend_from_slice(key);
+            out.push(b'"');
             out.extend_from_slice(text.as_bytes());
             out.push(b'"');
         }
-        _ => field(out, name, &text),
+        _ => field(out, key, &text),
     }
 }
 

@@ -19,8 +19,9 @@ pub struct RequestCtx {
     pub start: Instant,
     /// When the request started (wall clock, for the log).
     pub started_at: SystemTime,
-    /// `X-Request-Id`: the client's if it sent a sane one, else a new UUID.
-    pub request_id: String,
+    /// `X-Request-Id`: the client's if it sent a sane one, else a new one. Kept as the header
+    /// value it is sent as (upstream and on the answer): each copy shares its bytes.
+    pub request_id: HeaderValue,
     /// The TCP peer.
     pub peer: Option<IpAddr>,
     /// The client (the peer, or the right-most untrusted `X-Forwarded-For` entry behind
@@ -125,7 +126,7 @@ impl RequestCtx {
         RequestCtx {
             start: Instant::now(),
             started_at: SystemTime::now(),
-            request_id: String::new(),
+            request_id: HeaderValue::from_static(""),
             peer: None,
             client_ip: None,
             tls: false,
@@ -170,6 +171,11 @@ impl RequestCtx {
             sendfile: None,
             ws_answer: None,
         }
+    }
+
+    /// The request id as text (visible ASCII by construction: see `early_request_filter`).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
     }
 
     /// The tenant's name, or `none`, for metric labels.

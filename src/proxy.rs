@@ -64,7 +64,7 @@ macro_rules! exchange {
                 .client_ip
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
             tenant: $tenant.name(),
-            request_id: &$ctx.request_id,
+            request_id: $ctx.request_id.to_str().unwrap_or_default(),
             tls: $ctx.tls,
             odoo: $tenant.odoo.as_ref(),
             state: &mut $ctx.filter_state,
@@ -80,6 +80,8 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// Headers BridgeCore adds to answers.
+static X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// The proxy service's logic.
 pub struct Proxy {
@@ -106,12 +108,10 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = self.shared.runtime.load_full();
-        ctx.request_id = session
-            .get_header(&X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_string)
-            .unwrap_or_else(new_request_id);
+        ctx.request_id = match session.get_header(&X_REQUEST_ID) {
+            Some(v) if sane_request_id(v.as_bytes()) => v.clone(),
+            _ => new_request_id(),
+        };
         ctx.peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -636,7 +636,6 @@ impl ProxyHttp for Proxy {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        without_case_map(resp)?;
         let path = session.req_header().uri.path();
         self.sendfile(resp, ctx).await?;
         self.cache_response(resp, ctx, path).await?;
@@ -647,23 +646,7 @@ impl ProxyHttp for Proxy {
         } else {
             fixsession_cookie(resp, ctx.tls)?;
         }
-        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if ctx.tls {
-            if let Some(hsts) = ctx
-                .runtime
-                .as_ref()
-                .and_then(|r| r.config.server.hsts.as_deref())
-            {
-                resp.insert_header(header::STRICT_TRANSPORT_SECURITY, hsts)?;
-            }
-        }
-        if let Some(d) = &ctx.limit {
-            // Odoo sets none of these, so appending is enough (and cheaper than replacing);
-            // static names spare Pingora a copy of each name per answer.
-            resp.append_header("x-ratelimit-limit", d.limit)?;
-            resp.append_header("x-ratelimit-remaining", d.remaining)?;
-            resp.append_header("x-ratelimit-reset", d.reset_secs())?;
-        }
+        own_answer_headers(resp, ctx)?;
         let min_size = ctx
             .runtime
             .as_ref()
@@ -895,7 +878,7 @@ impl ProxyHttp for Proxy {
         let req = session.req_header();
         let line = AccessLine {
             ts: ctx.started_at,
-            request_id: &ctx.request_id,
+            request_id: ctx.request_id(),
             tenant: ctx.tenant.as_ref().map(|t| t.name()),
             client_ip: ctx.client_ip,
             method: req.method.as_str(),
@@ -949,18 +932,23 @@ impl Proxy {
         if let Some(sid) = &ctx.odoo_session {
             let sent = session
                 .get_header(header::COOKIE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let mut cookie = String::with_capacity(sid.len() + sent.len() + 13);
-            cookie.push_str("session_id=");
-            cookie.push_str(sid);
-            for kv in sent.split(';').map(str::trim) {
-                if !kv.is_empty() && !kv.starts_with("session_id=") {
-                    cookie.push_str("; ");
-                    cookie.push_str(kv);
+                .filter(|v| v.to_str().is_ok())
+                .map_or(&b""[..], HeaderValue::as_bytes);
+            let mut cookie = Vec::with_capacity(sid.len() + sent.len() + 13);
+            cookie.extend_from_slice(b"session_id=");
+            cookie.extend_from_slice(sid.as_bytes());
+            // The client's other cookies, in order (bytes: a str split and trim per pair
+            // cost as much as the rest of the edit).
+            for kv in sent.split(|&b| b == b';') {
+                let kv = kv.trim_ascii();
+                if !kv.is_empty() && !kv.starts_with(b"session_id=") {
+                    cookie.extend_from_slice(b"; ");
+                    cookie.extend_from_slice(kv);
                 }
             }
-            up.insert(header::COOKIE, header_value(cookie, "cookie")?);
+            let cookie = HeaderValue::from_maybe_shared(Bytes::from(cookie))
+                .explain_err(ErrorType::InvalidHTTPHeader, |_| "cookie")?;
+            up.insert(header::COOKIE, cookie);
         }
         let rt = ctx.runtime.as_ref();
         let req = session.req_header();
@@ -1001,10 +989,7 @@ impl Proxy {
             X_FORWARDED_PROTO.clone(),
             HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
         );
-        up.insert(
-            X_REQUEST_ID.clone(),
-            header_value(ctx.request_id.clone(), "x-request-id")?,
-        );
+        up.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
         if let Some(v) = &ctx.accept_encoding {
             up.insert(header::ACCEPT_ENCODING, v.clone());
         }
@@ -1400,9 +1385,6 @@ impl Proxy {
                 ctx.cache_status = Some(Status::Stale);
             }
         }
-        if let Some(st) = ctx.cache_status {
-            resp.insert_header("x-cache", HeaderValue::from_static(st.as_str()))?;
-        }
         if ctx.cache_pending.is_some() && ctx.serve_stale.is_none() {
             let storable = status == 200
                 && resp.headers.get(header::SET_COOKIE).is_none()
@@ -1526,7 +1508,7 @@ impl Proxy {
             client_ip: ctx
                 .client_ip
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-            request_id: &ctx.request_id,
+            request_id: ctx.request_id(),
             tls: ctx.tls,
         };
         let reply = api::handle(&self.shared, &rt, ctx.tenant.as_ref(), req).await;
@@ -1765,7 +1747,7 @@ impl Proxy {
         if reply.status != 304 {
             head.insert_header(header::CONTENT_LENGTH, reply.body.len().to_string())?;
         }
-        head.insert_header("x-request-id", ctx.request_id.as_str())?;
+        head.insert_header(X_REQUEST_ID.clone(), ctx.request_id.clone())?;
         if ctx.tls {
             if let Some(hsts) = ctx
                 .runtime
@@ -1905,21 +1887,52 @@ fn plain(status: u16, text: &str) -> Reply {
 }
 
 /// The `Host` the client asked for: the header, or the authority of an absolute URI (HTTP/2).
-/// Drops the second, case-preserving name map Pingora keeps for Odoo's answer, which each
-/// header BridgeCore adds (`X-Request-Id`, `X-Cache`, `X-RateLimit-*`, …) would also update,
-/// with an allocation and a growth of its own. Pingora then writes standard names in their
-/// usual case and others in lowercase (names have no case in HTTP, RFC 9110 §5.1). A reason
-/// phrase other than the status's own is kept.
-fn without_case_map(resp: &mut ResponseHeader) -> Result<()> {
-    if !resp.has_case() {
-        return Ok(());
-    }
+/// The headers BridgeCore puts on every answer that went to Odoo: `X-Request-Id`, `X-Cache`
+/// (JSON-RPC answers), `Strict-Transport-Security` (TLS, when configured) and the caller's
+/// `X-RateLimit-*`.
+///
+/// Written into the `http` header map directly, with static names: Pingora's `insert_header`
+/// parses each name, allocates a custom one, and also updates a second, case-preserving name
+/// map. That map is dropped here, so Pingora writes standard names in their usual case and
+/// others in lowercase (names have no case in HTTP, RFC 9110 §5.1). A reason phrase other
+/// than the status's own is kept.
+fn own_answer_headers(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
     let reason = resp
         .get_reason_phrase()
         .filter(|r| Some(*r) != resp.status.canonical_reason())
         .map(str::to_owned);
     let empty = http::Response::new(()).into_parts().0;
-    let parts: http::response::Parts = std::mem::replace(resp, empty.into()).into();
+    let mut parts: http::response::Parts = std::mem::replace(resp, empty.into()).into();
+    let h = &mut parts.headers;
+    h.reserve(if ctx.limit.is_some() { 6 } else { 3 });
+    h.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
+    if let Some(st) = ctx.cache_status {
+        h.insert(X_CACHE.clone(), HeaderValue::from_static(st.as_str()));
+    }
+    if ctx.tls {
+        if let Some(hsts) = ctx
+            .runtime
+            .as_ref()
+            .and_then(|r| r.config.server.hsts.as_deref())
+        {
+            h.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                header_value(hsts.to_owned(), "strict-transport-security")?,
+            );
+        }
+    }
+    if let Some(d) = &ctx.limit {
+        use bridgecore_filters::rate_limit::{
+            X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
+        };
+        // Odoo sets none of these, so appending is enough (and cheaper than replacing).
+        h.append(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(d.limit));
+        h.append(
+            X_RATELIMIT_REMAINING.clone(),
+            HeaderValue::from(d.remaining),
+        );
+        h.append(X_RATELIMIT_RESET.clone(), HeaderValue::from(d.reset_secs()));
+    }
     *resp = parts.into();
     if let Some(reason) = reason {
         resp.set_reason_phrase(Some(&reason))?;
@@ -1940,9 +1953,15 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
 }
 
+/// Whether a client's `X-Request-Id` is kept: 1 to 200 visible ASCII characters (it goes into
+/// logs and upstream as is).
+fn sane_request_id(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= 200 && v.iter().all(u8::is_ascii_graphic)
+}
+
 /// A request id unique across processes and restarts: a random per-process prefix and a
 /// counter (a random UUID per request would cost a `getrandom` call on the hot path).
-fn new_request_id() -> String {
+fn new_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PREFIX: OnceLock<u64> = OnceLock::new();
@@ -1951,13 +1970,14 @@ fn new_request_id() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // By hand: `format!` with two padded hex fields is ~1.5k instructions per request.
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(32);
-    for word in [*prefix, n] {
-        for shift in (0..16).rev() {
-            id.push(char::from(HEX[((word >> (shift * 4)) & 0xf) as usize]));
+    let mut id = [0u8; 32];
+    for (i, word) in [*prefix, n].into_iter().enumerate() {
+        for shift in 0..16 {
+            id[i * 16 + 15 - shift] = HEX[((word >> (shift * 4)) & 0xf) as usize];
         }
     }
-    id
+    // One allocation whose copies (upstream, the answer) share it.
+    HeaderValue::from_maybe_shared(Bytes::from_owner(id)).unwrap_or(HeaderValue::from_static("-"))
 }
 
 fn header_bytes(req: &RequestHeader) -> usize {
@@ -1988,12 +2008,16 @@ fn is_chunked(session: &Session) -> bool {
 /// Whether the body is what the route expects (JSON, or XML for XML-RPC). Anything else is
 /// forwarded untouched: Odoo answers it as it always does.
 fn rpc_content_type(session: &Session, endpoint: &Endpoint) -> bool {
+    // Bytes: the media types are ASCII, so a value that is not cannot match anyway.
     let ct = session
         .get_header(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    let is = |media_type: &str| essence.eq_ignore_ascii_case(media_type);
+        .map_or(&b""[..], HeaderValue::as_bytes);
+    let essence = ct
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    let is = |media_type: &str| essence.eq_ignore_ascii_case(media_type.as_bytes());
     match endpoint {
         Endpoint::XmlRpc { .. } => is("text/xml") || is("application/xml"),
         _ => is("application/json") || is("application/json-rpc"),

@@ -709,6 +709,28 @@ async fn jwt_only_tenants_need_a_token_on_odoo_routes_and_run_on_its_session() {
         .iter()
         .any(|(sid, uid)| cookie == format!("session_id={sid}") && *uid == Some(6)));
 
+    // With the browser's own cookies: the client's `session_id` is replaced by the token's
+    // session, first, and the other cookies go on in their order, spaces around them trimmed.
+    // (`no-cache`: the same call was just cached for this session.)
+    let resp = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .bearer_auth(&t)
+        .header(
+            "cookie",
+            "frontend_lang=fr_BE;  session_id=someone-elses ;\ttz=Europe/Brussels;",
+        )
+        .header("cache-control", "no-cache")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = h.odoo.requests().into_iter().last().unwrap();
+    assert_eq!(
+        seen.headers["cookie"].to_str().unwrap(),
+        format!("{cookie}; frontend_lang=fr_BE; tz=Europe/Brussels")
+    );
+
     // /jsonrpc: the uid in the call must be the token's.
     let exec = |uid: i64, pw: &str| {
         rpc(
