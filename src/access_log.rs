@@ -117,7 +117,7 @@ fn field<T: Serialize + ?Sized>(out: &mut Vec<u8>, key: &[u8], value: &T) {
 /// paths, ids, names as they come) is copied as is, which is what serde_json writes for it.
 fn str_field(out: &mut Vec<u8>, key: &[u8], text: Option<&str>) {
     match text {
-        Some(text) if !needs_escape(text.as_bytes()) => {
+        Some(text) if !bridgecore_filters::json::needs_escape(text.as_bytes()) => {
             out.extend_from_slice(key);
             out.push(b'"');
             out.extend_from_slice(text.as_bytes());
@@ -125,14 +125,6 @@ fn str_field(out: &mut Vec<u8>, key: &[u8], text: Option<&str>) {
         }
         _ => field(out, key, &text),
     }
-}
-
-/// Whether serde_json escapes anything in `text` (one branch-free pass the compiler
-/// vectorises).
-fn needs_escape(text: &[u8]) -> bool {
-    text.iter().fold(false, |acc, &c| {
-        acc | (c < 0x20) | (c == b'"') | (c == b'\\')
-    })
 }
 
 /// `t` as `humantime::format_rfc3339_millis` writes it (`2026-11-30T21:58:01.123Z`): the part up

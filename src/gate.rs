@@ -73,7 +73,10 @@ pub(crate) async fn authenticate(
     let claims = tokens.verify_access(token).map_err(|e| Refusal::auth(&e))?;
     match shared.sessions.get(&claims.sid).await {
         Ok(Some(session))
-            if session.tenant == claims.tenant && session.uid.to_string() == claims.sub =>
+            // `sub` is the uid as BridgeCore wrote it when it signed the token: read, not
+            // compared with a formatted copy (an allocation per request).
+            if session.tenant == claims.tenant
+                && claims.sub.parse::<i64>().is_ok_and(|uid| uid == session.uid) =>
         {
             Ok(Authed { claims, session })
         }

@@ -8,6 +8,7 @@
 //! replay a rewritten body; the response phases fix cookies, pick what to compress and run the
 //! chain's response side; `logging` feeds metrics and the access log.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -930,9 +931,9 @@ impl Proxy {
         }
         up.reserve(8);
         if let Some(sid) = &ctx.odoo_session {
+            // The client's cookies as sent (checked once, as the new value, below).
             let sent = session
                 .get_header(header::COOKIE)
-                .filter(|v| v.to_str().is_ok())
                 .map_or(&b""[..], HeaderValue::as_bytes);
             let mut cookie = Vec::with_capacity(sid.len() + sent.len() + 13);
             cookie.extend_from_slice(b"session_id=");
@@ -1903,41 +1904,66 @@ fn own_answer_headers(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()>
         .map(str::to_owned);
     let empty = http::Response::new(()).into_parts().0;
     let mut parts: http::response::Parts = std::mem::replace(resp, empty.into()).into();
+    let hsts = ctx
+        .runtime
+        .as_ref()
+        .and_then(|r| r.config.server.hsts.as_deref())
+        .filter(|_| ctx.tls);
     let h = &mut parts.headers;
-    h.reserve(if ctx.limit.is_some() { 6 } else { 3 });
+    // Room for exactly what is added: Pingora sizes Odoo's header map to the headers it sent,
+    // and one more than fits costs a rehash of them all.
+    h.reserve(
+        1 + usize::from(ctx.cache_status.is_some())
+            + usize::from(hsts.is_some())
+            + if ctx.limit.is_some() { 3 } else { 0 },
+    );
     h.insert(X_REQUEST_ID.clone(), ctx.request_id.clone());
     if let Some(st) = ctx.cache_status {
         h.insert(X_CACHE.clone(), HeaderValue::from_static(st.as_str()));
     }
-    if ctx.tls {
-        if let Some(hsts) = ctx
-            .runtime
-            .as_ref()
-            .and_then(|r| r.config.server.hsts.as_deref())
-        {
-            h.insert(
-                header::STRICT_TRANSPORT_SECURITY,
-                header_value(hsts.to_owned(), "strict-transport-security")?,
-            );
-        }
+    if let Some(hsts) = hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header_value(hsts.to_owned(), "strict-transport-security")?,
+        );
     }
     if let Some(d) = &ctx.limit {
         use bridgecore_filters::rate_limit::{
             X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
         };
+        thread_local! {
+            static LIMIT: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+            static RESET: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+        }
         // Odoo sets none of these, so appending is enough (and cheaper than replacing).
-        h.append(X_RATELIMIT_LIMIT.clone(), HeaderValue::from(d.limit));
+        h.append(X_RATELIMIT_LIMIT.clone(), number_value(&LIMIT, d.limit));
         h.append(
             X_RATELIMIT_REMAINING.clone(),
             HeaderValue::from(d.remaining),
         );
-        h.append(X_RATELIMIT_RESET.clone(), HeaderValue::from(d.reset_secs()));
+        h.append(
+            X_RATELIMIT_RESET.clone(),
+            number_value(&RESET, d.reset_secs()),
+        );
     }
     *resp = parts.into();
     if let Some(reason) = reason {
         resp.set_reason_phrase(Some(&reason))?;
     }
     Ok(())
+}
+
+/// `n` as a header value, through a one-number cache of this thread: a category's limit, and
+/// mostly its reset time, are the same on every answer, and a cached value is shared, not
+/// formatted and allocated again.
+fn number_value(
+    cache: &'static std::thread::LocalKey<RefCell<Option<(u64, HeaderValue)>>>,
+    n: u64,
+) -> HeaderValue {
+    cache.with_borrow_mut(|last| match last {
+        Some((m, value)) if *m == n => value.clone(),
+        _ => last.insert((n, HeaderValue::from(n))).1.clone(),
+    })
 }
 
 /// `text` as a header value; an error names the header (`text` comes from BridgeCore's own

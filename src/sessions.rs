@@ -138,7 +138,7 @@ impl SessionStore {
         SessionStore {
             backend: Backend::Memory(MemoryStore {
                 max: max_sessions.max(1),
-                map: Mutex::new(HashMap::new()),
+                map: Mutex::new(Sessions::default()),
             }),
             now: Arc::new(system_now),
         }
@@ -226,11 +226,16 @@ struct MemoryStore {
     max: usize,
     /// A `std` mutex: held for map operations only, never across an `.await`.
     /// Shared, so a lookup (one per token request) is a reference count, not eight copies.
-    map: Mutex<HashMap<String, Arc<LoginSession>>>,
+    map: Mutex<Sessions>,
 }
 
+/// Login sessions by id. foldhash, not SipHash (looked up on every token request): the ids
+/// are BridgeCore's own random ones, and a lookup's id comes from a token whose signature
+/// verified, so no client chooses the keys; the seed is random per process.
+type Sessions = HashMap<String, Arc<LoginSession>, foldhash::quality::RandomState>;
+
 impl MemoryStore {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<LoginSession>>> {
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
         // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }

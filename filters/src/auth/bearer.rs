@@ -23,11 +23,32 @@ static X_BRIDGECORE_TOKEN_NAME: HeaderName = HeaderName::from_static(X_BRIDGECOR
 /// whitespace ignored). `Ok(None)` when neither header is present; the token is not verified.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
     if let Some(value) = single(headers, &X_BRIDGECORE_TOKEN_NAME)? {
-        return token(visible(value)?.trim_matches(WHITESPACE)).map(Some);
+        if let Some(t) = plain_token(value.as_bytes()) {
+            return Ok(Some(t));
+        }
+        return raw_token(value);
     }
     let Some(value) = single(headers, &AUTHORIZATION)? else {
         return Ok(None);
     };
+    // `Bearer <token>` as clients send it, checked in one pass; anything else by the rules.
+    let plain = match value.as_bytes().split_at_checked(7) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => Some(rest),
+        _ => None,
+    };
+    if let Some(t) = plain.and_then(plain_token) {
+        return Ok(Some(t));
+    }
+    authorization_token(value)
+}
+
+/// [`bearer_token`]'s reading of an `X-BridgeCore-Token` value, by the general rules.
+fn raw_token(value: &HeaderValue) -> Result<Option<&str>, AuthError> {
+    token(visible(value)?.trim_matches(WHITESPACE)).map(Some)
+}
+
+/// [`bearer_token`]'s reading of an `Authorization` value, by the general rules.
+fn authorization_token(value: &HeaderValue) -> Result<Option<&str>, AuthError> {
     let value = visible(value)?.trim_matches(WHITESPACE);
     let (scheme, rest) = match value.split_once(WHITESPACE) {
         Some((scheme, rest)) => (scheme, rest.trim_start_matches(WHITESPACE)),
@@ -131,6 +152,20 @@ fn any_del_or_high(b: &[u8]) -> bool {
     words(b, 0).fold(0, |bad, x| bad | ((x.wrapping_add(ONES) | x) & HIGH)) != 0
 }
 
+/// `b` as a token when it is one as it stands: non-empty, every byte visible ASCII other than
+/// a space (0x21..=0x7e), checked eight bytes at a time in one pass. `None` sends the value
+/// to the general rules, which give the same token for such text (nothing to trim or split)
+/// and name the error otherwise.
+fn plain_token(b: &[u8]) -> Option<&str> {
+    let bad = words(b, b'a').fold(0, |bad, x| {
+        bad | (x.wrapping_sub(ONES * 0x21) & !x & HIGH) | ((x.wrapping_add(ONES) | x) & HIGH)
+    });
+    if b.is_empty() || bad != 0 {
+        return None;
+    }
+    std::str::from_utf8(b).ok()
+}
+
 /// A token, from text already known to be visible ASCII and whitespace: non-empty, with no
 /// whitespace inside.
 fn token(s: &str) -> Result<&str, AuthError> {
@@ -178,6 +213,63 @@ mod tests {
                 assert_eq!(any_below(v, n), v.iter().any(|&b| b < n), "{v:?} < {n:#x}");
             }
             assert_eq!(any_del_or_high(v), v.iter().any(|&b| b >= 0x7f), "{v:?}");
+        }
+    }
+
+    /// The one-pass reading gives what the general rules give, whenever it gives anything.
+    #[test]
+    fn the_plain_reading_is_the_general_one() {
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        for token in [
+            &b"a"[..],
+            b"abc.def-ghi_jkl",
+            JWT.as_bytes(),
+            b"0123456789abcdef!~",
+        ] {
+            for scheme in [
+                &b"Bearer "[..],
+                b"bearer ",
+                b"BEARER ",
+                b"Bearer  ",
+                b"Bearer\t",
+                b" Bearer ",
+                b"Basic ",
+            ] {
+                for tail in [&b""[..], b" ", b"\t", b" x", b"\x7f", b"\x01"] {
+                    let v = [scheme, token, tail].concat();
+                    values.push(v.clone());
+                    // Every single-byte change of the token part too.
+                    for at in 0..token.len() {
+                        for b in [0x09u8, 0x20, 0x21, 0x7e, 0x7f, 0x80, 0xff] {
+                            let mut w = v.clone();
+                            w[scheme.len() + at] = b;
+                            values.push(w);
+                        }
+                    }
+                }
+            }
+        }
+        for v in &values {
+            let Ok(value) = HeaderValue::from_bytes(v) else {
+                continue;
+            };
+            let authorization = match v.split_at_checked(7) {
+                Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => {
+                    plain_token(rest)
+                }
+                _ => None,
+            };
+            if let Some(t) = authorization {
+                assert_eq!(authorization_token(&value), Ok(Some(t)), "{v:?}");
+            }
+            if let Some(t) = plain_token(v) {
+                assert_eq!(raw_token(&value), Ok(Some(t)), "{v:?}");
+            }
+            // And what a request carrying it gets, whichever path reads it.
+            let map = headers(&[("authorization", v)]);
+            assert_eq!(bearer_token(&map), authorization_token(&value), "{v:?}");
+            let map = headers(&[("x-bridgecore-token", v)]);
+            assert_eq!(bearer_token(&map), raw_token(&value), "{v:?}");
         }
     }
 

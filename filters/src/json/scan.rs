@@ -62,6 +62,20 @@ fn stop_bytes(word: u64) -> u64 {
     zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\'))) | control
 }
 
+/// Whether any byte of `b` is a [`STRING_STOP`] byte.
+pub(crate) fn has_string_stop(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(8);
+    let mut stops = 0;
+    for word in &mut chunks {
+        stops |= stop_bytes(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+    }
+    stops != 0
+        || chunks
+            .remainder()
+            .iter()
+            .any(|&c| STRING_STOP[usize::from(c)])
+}
+
 /// A position in a UTF-8 body.
 pub(crate) struct Scanner<'a> {
     text: &'a str,
@@ -403,6 +417,32 @@ mod tests {
     fn agrees(text: &str) {
         let reference = json::from_slice(text.as_bytes()).is_ok();
         assert_eq!(scans(text), reference, "{text:?}");
+    }
+
+    /// The word-at-a-time check is the byte rule, wherever the byte stands (borrows between
+    /// bytes of a word included), and what serde_json escapes.
+    #[test]
+    fn string_stops_are_found_anywhere() {
+        for len in [0usize, 1, 7, 8, 9, 15, 16, 17, 33] {
+            for at in 0..len {
+                for b in [0u8, 0x01, 0x1f, 0x20, b'"', b'\\', b'a', 0x7f, 0x80, 0xff] {
+                    for neighbour in [b'a', 0x00, 0xff] {
+                        let mut v = vec![b'a'; len];
+                        v[at] = b;
+                        if at + 1 < len {
+                            v[at + 1] = neighbour;
+                        }
+                        let want = v.iter().any(|&c| STRING_STOP[usize::from(c)]);
+                        assert_eq!(has_string_stop(&v), want, "{v:?}");
+                        if let Ok(text) = std::str::from_utf8(&v) {
+                            let written = serde_json::to_string(text).unwrap();
+                            assert_eq!(written != format!("\"{text}\""), want, "{v:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(!has_string_stop(b""));
     }
 
     #[test]
