@@ -1114,15 +1114,24 @@ async fn stats_and_metrics_count_sockets_and_messages() {
     .await;
     next(&mut ws).await;
     next(&mut ws).await;
-    // Main listener: an admin token of the system.
-    let resp = client()
-        .get(s.url(0, "/api/v1/ws/stats"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let st: Value = resp.json().await.unwrap();
+    // Main listener: an admin token of the system. A change is counted once all of its
+    // messages are queued, which can be just after the client has them: read the stats until
+    // the count is there (a second at most).
+    let mut st = Value::Null;
+    for _ in 0..50 {
+        let resp = client()
+            .get(s.url(0, "/api/v1/ws/stats"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        st = resp.json().await.unwrap();
+        if st["messages_sent"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(st["connections"], 1, "{st}");
     assert_eq!(st["subscriptions"], 2);
     assert_eq!(st["subscriptions_by_model"][&s.tenant]["res.partner"], 2);
