@@ -1117,14 +1117,17 @@ async fn stats_and_metrics_count_sockets_and_messages() {
     // Main listener: an admin token of the system. A change is counted once all of its
     // messages are queued, which can be just after the client has them: read the stats until
     // the count is there (a second at most).
+    let stats_as = |token: Option<&str>| {
+        let req = client().get(s.url(0, "/api/v1/ws/stats"));
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        async move { req.send().await.unwrap() }
+    };
     let mut st = Value::Null;
     for _ in 0..50 {
-        let resp = client()
-            .get(s.url(0, "/api/v1/ws/stats"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap();
+        let resp = stats_as(Some(&admin)).await;
         assert_eq!(resp.status(), 200);
         st = resp.json().await.unwrap();
         if st["messages_sent"] == 2 {
@@ -1137,19 +1140,8 @@ async fn stats_and_metrics_count_sockets_and_messages() {
     assert_eq!(st["subscriptions_by_model"][&s.tenant]["res.partner"], 2);
     assert_eq!(st["messages_sent"], 2);
     assert_eq!(st["messages_dropped"], 0);
-    let resp = client()
-        .get(s.url(0, "/api/v1/ws/stats"))
-        .bearer_auth(&demo)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
-    let resp = client()
-        .get(s.url(0, "/api/v1/ws/stats"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 401);
+    assert_eq!(stats_as(Some(&demo)).await.status(), 403);
+    assert_eq!(stats_as(None).await.status(), 401);
     metric_appears(
         &s.bcs[0],
         &format!(
