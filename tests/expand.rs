@@ -649,3 +649,133 @@ async fn expanded_reads_keep_to_the_read_cap() {
         }
     }
 }
+
+/// POSTs an XML-RPC `methodCall` of `method` with `params`: `(X-BridgeCore-Rewrite, value or
+/// (faultCode, faultString))`, after checking it came back as Odoo answers XML-RPC (HTTP 200,
+/// `text/xml`).
+async fn xmlrpc(
+    url: String,
+    method: &str,
+    params: &[Value],
+) -> (Option<String>, Result<Value, (Value, String)>) {
+    let r = client()
+        .post(url)
+        .header("content-type", "text/xml")
+        .body(fake_odoo::xmlrpc::encode_call(method, params))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/xml; charset=utf-8");
+    let rewrite = r
+        .headers()
+        .get("x-bridgecore-rewrite")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = r.text().await.unwrap();
+    let answer =
+        fake_odoo::xmlrpc::decode_response(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (rewrite, answer)
+}
+
+/// N records with M = 2 relation levels over XML-RPC: the JSON-RPC route's values, with 1 + M
+/// upstream calls on 16 and one on 17, `execute_kw` on /xmlrpc/2 and `execute` on /xmlrpc.
+#[tokio::test]
+async fn xmlrpc_calls_are_expanded_as_on_jsonrpc() {
+    for (version, expected) in [(OdooVersion::V16, 3), (OdooVersion::V17, 1)] {
+        let h = harness(bulk(version), "");
+        let domain = json!([["name", "like", "BULK"]]);
+        let fields = json!(["name", "partner_id.name", "partner_id.country_id.code"]);
+        // The JSON-RPC route's answer (which also warms the version and fields_get caches).
+        let want = execute_kw(
+            &h,
+            "sale.order",
+            "search_read",
+            json!([domain]),
+            json!({"fields": fields, "order": "name"}),
+        )
+        .await;
+        assert_eq!(want.as_array().unwrap().len(), 50);
+        let login = [
+            json!("odoo"),
+            json!(ADMIN),
+            json!("admin"),
+            json!("sale.order"),
+            json!("search_read"),
+        ];
+        let kw: Vec<Value> = login
+            .iter()
+            .cloned()
+            .chain([json!([domain]), json!({"fields": fields, "order": "name"})])
+            .collect();
+        // search_read(domain, fields, offset, limit, order), positionally.
+        let positional: Vec<Value> = login
+            .iter()
+            .cloned()
+            .chain([
+                domain.clone(),
+                fields.clone(),
+                json!(0),
+                json!(0),
+                json!("name"),
+            ])
+            .collect();
+        for (path, method, params) in [
+            ("/xmlrpc/2/object", "execute_kw", kw),
+            ("/xmlrpc/object", "execute", positional),
+        ] {
+            h.odoo.reset_counts();
+            let (rewrite, got) = xmlrpc(h.url(path), method, &params).await;
+            let got = got.unwrap_or_else(|f| panic!("{version:?} {path}: {f:?}"));
+            assert_eq!(got, want, "{version:?} {path}");
+            assert_eq!(got[49]["partner_id.country_id.code"], "US");
+            let rewrite = rewrite.unwrap_or_default();
+            assert!(rewrite.ends_with("expand"), "{rewrite}");
+            assert_eq!(h.odoo.count(), expected, "{version:?} {path}");
+            if version == OdooVersion::V16 {
+                assert_eq!(h.odoo.count_calls("sale.order", "search_read"), 1);
+                assert_eq!(h.odoo.count_calls("res.partner", "read"), 1);
+                assert_eq!(h.odoo.count_calls("res.country", "read"), 1);
+            } else {
+                assert_eq!(h.odoo.count_calls("sale.order", "web_search_read"), 1);
+            }
+            odoo_never_saw_dots(&h, "partner_id.name");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_access_error_in_an_xmlrpc_expansion_is_odoos_fault() {
+    for version in [OdooVersion::V16, OdooVersion::V17] {
+        let mut ds = data(version);
+        ds.models.get_mut("res.country").unwrap().access = Access::restricted();
+        let h = harness(ds, "");
+        // demo reads its orders and their customers, not countries.
+        let params = [
+            json!("odoo"),
+            json!(DEMO),
+            json!("demo"),
+            json!("sale.order"),
+            json!("search_read"),
+            json!([[]]),
+            json!({"fields": ["name", "partner_id.country_id.code"]}),
+        ];
+        let (rewrite, got) = xmlrpc(h.url("/xmlrpc/2/object"), "execute_kw", &params).await;
+        assert!(rewrite.unwrap_or_default().ends_with("expand"));
+        let (code, string) = got.unwrap_err();
+        assert_eq!(code, json!(4), "{version:?}: {string}");
+        assert!(string.contains("res.country"), "{string}");
+        let (_, got) = xmlrpc(h.url("/xmlrpc/object"), "execute_kw", &params).await;
+        let (code, string) = got.unwrap_err();
+        let code = code.as_str().unwrap().to_owned();
+        assert!(
+            code.starts_with("warning -- AccessError\n\n") && code.contains("res.country"),
+            "{code}"
+        );
+        assert_eq!(string, "");
+        // What the caller may read still comes back.
+        let mut ok = params.clone();
+        ok[6] = json!({"fields": ["partner_id.name"]});
+        let (_, got) = xmlrpc(h.url("/xmlrpc/2/object"), "execute_kw", &ok).await;
+        assert_eq!(got.unwrap().as_array().unwrap().len(), 3, "{version:?}");
+    }
+}

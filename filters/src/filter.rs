@@ -67,6 +67,43 @@ impl Reply {
         )
     }
 
+    /// An XML-RPC answer, `Content-Type: text/xml; charset=utf-8` as Odoo sends it.
+    pub fn xml(status: u16, body: impl Into<Bytes>) -> Self {
+        Reply {
+            status,
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/xml; charset=utf-8"),
+            )],
+            body: body.into(),
+        }
+    }
+
+    /// A successful answer to an XML-RPC call, as Odoo writes it
+    /// ([`crate::jsonrpc::xmlrpc_response`]); HTTP 200. A value no answer from Odoo can be
+    /// (nested too deep) is BridgeCore's 502 fault instead.
+    pub fn xmlrpc_result(legacy: bool, result: &serde_json::Value) -> Self {
+        match crate::jsonrpc::xmlrpc_response(result) {
+            Ok(body) => Reply::xml(200, body),
+            Err(e) => Reply::xmlrpc_error(legacy, ErrorKind::BadGateway, &e.to_string()),
+        }
+    }
+
+    /// Odoo's exception `name` with `message` as the fault Odoo answers on its XML-RPC route
+    /// (`legacy`: `/xmlrpc`, string codes; else `/xmlrpc/2`, integer codes): HTTP 200, as from
+    /// Odoo ([`crate::jsonrpc::odoo_fault`]).
+    pub fn xmlrpc_odoo_fault(legacy: bool, name: &str, message: &str) -> Self {
+        let (code, string) = crate::jsonrpc::odoo_fault(legacy, name, message);
+        Reply::xml(200, crate::jsonrpc::xmlrpc_fault(&code, &string))
+    }
+
+    /// BridgeCore's own error as an XML-RPC fault ([`crate::jsonrpc::bridgecore_fault`]), with
+    /// the condition's HTTP status (502, 504), as BridgeCore answers outages on every route.
+    pub fn xmlrpc_error(legacy: bool, kind: ErrorKind, message: &str) -> Self {
+        let (code, string) = crate::jsonrpc::bridgecore_fault(legacy, kind, message);
+        Reply::xml(kind.status(), crate::jsonrpc::xmlrpc_fault(&code, &string))
+    }
+
     /// Adds a header (builder style).
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));

@@ -72,12 +72,12 @@ pub struct Target {
     slot: Option<Slot>,
 }
 
-/// The shapes whose answers BridgeCore can write: JSON-RPC envelopes and `/json/2`. XML-RPC
-/// calls are left to Odoo.
+/// The shapes whose answers BridgeCore writes: `call_kw`, `/json/2`, and `object.execute_kw` /
+/// `execute` over `/jsonrpc` or XML-RPC.
 fn shape_ok(call: &Call) -> bool {
     match call.shape {
         Shape::CallKw | Shape::Json2 => true,
-        Shape::JsonRpc => {
+        Shape::JsonRpc | Shape::XmlRpc { .. } => {
             call.service.as_deref() == Some("object")
                 && matches!(
                     call.service_method.as_deref(),

@@ -432,9 +432,47 @@ fn headers(state: &mut http::Extensions) -> Vec<(HeaderName, HeaderValue)> {
     out
 }
 
-/// The answer in the caller's protocol: a JSON-RPC envelope with the caller's `id`, or the
-/// bare value for `/json/2`.
+/// BridgeCore's own error for a failure that is not Odoo's refusal.
+fn own_error(failure: Failure) -> (ErrorKind, String) {
+    match failure {
+        Failure::Odoo(OdooError::Timeout) => (
+            ErrorKind::GatewayTimeout,
+            "Odoo did not answer in time".to_owned(),
+        ),
+        Failure::Odoo(OdooError::Unavailable(_)) => {
+            (ErrorKind::BadGateway, "Odoo unavailable".to_owned())
+        }
+        Failure::Odoo(_) => (ErrorKind::BadGateway, "invalid answer from Odoo".to_owned()),
+        Failure::Shape(e) => (
+            ErrorKind::BadGateway,
+            format!("invalid answer from Odoo: {e}"),
+        ),
+    }
+}
+
+/// The answer to an XML-RPC caller: a `methodResponse` as Odoo writes it, Odoo's fault for
+/// the route (HTTP 200), or BridgeCore's fault with its status.
+fn respond_xmlrpc(legacy: bool, outcome: Result<Value, Failure>) -> Reply {
+    match outcome {
+        Ok(result) => Reply::xmlrpc_result(legacy, &result),
+        Err(Failure::Odoo(OdooError::Odoo { name, message, .. })) => {
+            Reply::xmlrpc_odoo_fault(legacy, &name, &message)
+        }
+        Err(failure) => {
+            let (kind, message) = own_error(failure);
+            Reply::xmlrpc_error(legacy, kind, &message)
+        }
+    }
+}
+
+/// The answer in the caller's protocol: a JSON-RPC envelope with the caller's `id`, the bare
+/// value for `/json/2`, a `methodResponse` for XML-RPC.
 fn respond(ex: &mut Exchange<'_>, call: &Call, outcome: Result<Value, Failure>) -> Reply {
+    if let Shape::XmlRpc { legacy } = call.shape {
+        let mut reply = respond_xmlrpc(legacy, outcome);
+        reply.headers.extend(headers(ex.state));
+        return reply;
+    }
     let id = call.id.clone().unwrap_or(Value::Null);
     let json2 = call.shape == Shape::Json2;
     let reply = match outcome {
@@ -473,20 +511,7 @@ fn respond(ex: &mut Exchange<'_>, call: &Call, outcome: Result<Value, Failure>) 
             }
         }
         Err(failure) => {
-            let (kind, message) = match failure {
-                Failure::Odoo(OdooError::Timeout) => (
-                    ErrorKind::GatewayTimeout,
-                    "Odoo did not answer in time".to_owned(),
-                ),
-                Failure::Odoo(OdooError::Unavailable(_)) => {
-                    (ErrorKind::BadGateway, "Odoo unavailable".to_owned())
-                }
-                Failure::Odoo(_) => (ErrorKind::BadGateway, "invalid answer from Odoo".to_owned()),
-                Failure::Shape(e) => (
-                    ErrorKind::BadGateway,
-                    format!("invalid answer from Odoo: {e}"),
-                ),
-            };
+            let (kind, message) = own_error(failure);
             Reply::jsonrpc_error(Some(call), kind, &message)
         }
     };

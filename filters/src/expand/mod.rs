@@ -17,7 +17,7 @@
 //!
 //! # The answer
 //!
-//! - **Flat** (JSON-RPC routes and `/json/2`): each dotted name is a key of the record,
+//! - **Flat** (JSON-RPC routes, XML-RPC and `/json/2`): each dotted name is a key of the record,
 //!   `"partner_id.name": "Deco Addict"`. Its value is what `read` gives for the last field on
 //!   the related record (a many2one leaf is `[id, name]`). Relational fields added only to
 //!   follow the paths are left out: the record has exactly the keys asked for (plus `id`).
@@ -42,8 +42,13 @@
 //! included), empty segments (`partner_id..name`), more than [`MAX_LEVELS`] relation levels,
 //! field lists that are not lists of names, a `load` other than `_classic_read`, dotted
 //! specification entries that are not `{}`, a relational field both expanded and given its
-//! own sub-specification, XML-RPC (BridgeCore does not write XML-RPC answers), and calls
-//! without a credential. When `fields_get` itself fails, the call is forwarded too.
+//! own sub-specification, and calls without a credential. When `fields_get` itself fails, the
+//! call is forwarded too.
+//!
+//! XML-RPC `object.execute_kw` / `execute` calls are expanded like `/jsonrpc` ones (the reads
+//! go to Odoo over `/jsonrpc` with the caller's `(db, uid, password)`); the answer is the
+//! `methodResponse` Odoo would write for the flat records, and an error is Odoo's fault for the
+//! route ([`crate::jsonrpc::odoo_fault`]), HTTP 200.
 //!
 //! An expanded answer carries `X-BridgeCore-Rewrite` with the tag `expand` (after the tags of
 //! earlier rewrites, e.g. `limit,expand`; `fields` stays `exclude_binary`'s), and on `/api/v1`

@@ -48,6 +48,9 @@
 //! [`MAX_XML_DEPTH`] deep, line ends are normalised as an XML parser must, and characters XML 1.0
 //! forbids are refused, so that what BridgeCore reads is what Odoo's expat parser reads.
 //!
+//! Answers BridgeCore writes itself to XML-RPC callers are written as Odoo writes them:
+//! [`xmlrpc_response`] and [`xmlrpc_fault`], with Odoo's fault codes ([`odoo_fault`]).
+//!
 //! # Performance
 //!
 //! `call_kw`, `call_button` and `/jsonrpc` (the hot shapes) are read in one pass that builds no
@@ -74,8 +77,11 @@ use crate::call::{Call, Credential, Lazy, Shape};
 use crate::route::Endpoint;
 
 mod fast;
+mod fault;
 #[cfg(test)]
 mod tests;
+
+pub use fault::{bridgecore_fault, odoo_fault, FaultCode};
 
 /// How deep XML-RPC values may nest (arrays and structs). Deeper documents are refused, so that
 /// hostile input cannot exhaust the stack; real calls nest a handful of levels (domains).
@@ -715,7 +721,37 @@ impl Call {
     }
 }
 
-/// XML-RPC `methodCall` reading and writing.
+/// The `methodResponse` Odoo sends on its XML-RPC routes for `result`, for answers BridgeCore
+/// writes itself to XML-RPC callers (read batches, field expansion).
+///
+/// Laid out byte for byte as Python's `xmlrpc.client` marshaller does for Odoo 16 and 17 (18
+/// differs only in the XML declaration's quotes and one newline): each `<value>` on its own
+/// line, struct members in the map's order. Values:
+///
+/// - `null`: `<boolean>0</boolean>`. Odoo marshals with `allow_none=False` (a `None` would be
+///   a `TypeError`, hence a fault), and its ORM's empty value is `False`: read results carry
+///   `false`, never `null`.
+/// - booleans: `<boolean>`; integers: `<int>` within 32 bits, `<i8>` beyond (Odoo 16-18 have no
+///   marshaller for those and fault with `OverflowError`; integer and many2one columns are
+///   32-bit, so only computed or JSON values can be that large, and Python's client, like most,
+///   reads `<i8>`); floats: `<double>` with Python's `repr` text (`0.1`, `1.0`, `1e+16`).
+/// - strings: `<string>`, escaping `&`, `<`, `>` as Odoo does; characters XML 1.0 cannot carry
+///   are dropped (Odoo 18 drops the control characters; 16 and 17 send them and break the
+///   client's parser); `\r` is sent as it is, as Odoo sends it.
+/// - arrays: `<array><data>`; objects: `<struct>`, including the empty ones.
+///
+/// Errs only for values nested deeper than any answer from Odoo can be.
+pub fn xmlrpc_response(result: &Value) -> Result<Vec<u8>, SerialiseError> {
+    xml::method_response(result)
+}
+
+/// A fault `methodResponse` (`faultCode`, `faultString`), laid out as [`xmlrpc_response`]; see
+/// [`odoo_fault`] for the codes Odoo uses.
+pub fn xmlrpc_fault(code: &FaultCode, string: &str) -> Vec<u8> {
+    xml::fault_response(code, string)
+}
+
+/// XML-RPC `methodCall` reading and writing, and `methodResponse` writing.
 mod xml {
     use super::*;
 
@@ -1231,6 +1267,141 @@ mod xml {
         }
         s.push_str("</struct>");
         Ok(())
+    }
+
+    /// How deep a response value may nest. Values from Odoo's JSON nest at most 128 levels
+    /// (serde_json's limit) and the expansion adds a few: this only bounds the recursion.
+    const MAX_RESPONSE_DEPTH: usize = 256;
+
+    /// The XML declaration and root of Python's `xmlrpc.client.dumps(..., methodresponse=True)`
+    /// (Odoo 16 and 17; 18 writes `"1.0"` and one more newline, which no parser sees).
+    const RESPONSE_HEAD: &str = "<?xml version='1.0'?>\n<methodResponse>\n";
+    const RESPONSE_TAIL: &str = "</methodResponse>\n";
+
+    /// Writes the `methodResponse` Odoo writes for `result`, laid out as Python's marshaller
+    /// lays it out (see [`super::xmlrpc_response`]).
+    pub(super) fn method_response(result: &Value) -> Result<Vec<u8>, SerialiseError> {
+        let mut s = String::with_capacity(256);
+        s.push_str(RESPONSE_HEAD);
+        s.push_str("<params>\n<param>\n");
+        dump(&mut s, result, 1)?;
+        s.push_str("</param>\n</params>\n");
+        s.push_str(RESPONSE_TAIL);
+        Ok(s.into_bytes())
+    }
+
+    /// Writes a fault `methodResponse`: the struct `{faultCode, faultString}`, in that order.
+    pub(super) fn fault_response(code: &FaultCode, string: &str) -> Vec<u8> {
+        let mut s = String::with_capacity(192 + string.len());
+        s.push_str(RESPONSE_HEAD);
+        s.push_str("<fault>\n<value><struct>\n<member>\n<name>faultCode</name>\n");
+        match code {
+            FaultCode::Int(i) => dump_int(&mut s, i64::from(*i)),
+            FaultCode::Str(text) => dump_string(&mut s, text),
+        }
+        s.push_str("</member>\n<member>\n<name>faultString</name>\n");
+        dump_string(&mut s, string);
+        s.push_str("</member>\n</struct></value>\n</fault>\n");
+        s.push_str(RESPONSE_TAIL);
+        s.into_bytes()
+    }
+
+    /// One `<value>` and its newline, as `xmlrpc.client.Marshaller` writes it.
+    fn dump(s: &mut String, value: &Value, depth: usize) -> Result<(), SerialiseError> {
+        use std::fmt::Write as _;
+        if depth > MAX_RESPONSE_DEPTH {
+            return Err(SerialiseError::Unrepresentable(
+                "XML-RPC values nest too deep",
+            ));
+        }
+        match value {
+            // Odoo marshals with `allow_none=False`; the ORM's empty value is `False`.
+            Value::Null | Value::Bool(false) => s.push_str("<value><boolean>0</boolean></value>\n"),
+            Value::Bool(true) => s.push_str("<value><boolean>1</boolean></value>\n"),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    dump_int(s, i);
+                } else if let Some(u) = n.as_u64() {
+                    let _ = writeln!(s, "<value><i8>{u}</i8></value>");
+                } else if let Some(f) = n.as_f64() {
+                    let _ = writeln!(s, "<value><double>{}</double></value>", py_float(f));
+                }
+            }
+            Value::String(text) => dump_string(s, text),
+            Value::Array(items) => {
+                s.push_str("<value><array><data>\n");
+                for item in items {
+                    dump(s, item, depth + 1)?;
+                }
+                s.push_str("</data></array></value>\n");
+            }
+            Value::Object(map) => {
+                s.push_str("<value><struct>\n");
+                for (name, item) in map {
+                    s.push_str("<member>\n<name>");
+                    escape_answer(s, name);
+                    s.push_str("</name>\n");
+                    dump(s, item, depth + 1)?;
+                    s.push_str("</member>\n");
+                }
+                s.push_str("</struct></value>\n");
+            }
+        }
+        Ok(())
+    }
+
+    /// `<int>` within 32 bits, as XML-RPC defines it; beyond, the `<i8>` extension (Python's
+    /// marshaller raises `OverflowError` there instead; its parser, like most, reads `<i8>`).
+    fn dump_int(s: &mut String, i: i64) {
+        use std::fmt::Write as _;
+        let _ = if i32::try_from(i).is_ok() {
+            writeln!(s, "<value><int>{i}</int></value>")
+        } else {
+            writeln!(s, "<value><i8>{i}</i8></value>")
+        };
+    }
+
+    fn dump_string(s: &mut String, text: &str) {
+        s.push_str("<value><string>");
+        escape_answer(s, text);
+        s.push_str("</string></value>\n");
+    }
+
+    /// A float as Python's `repr` writes it: the shortest text that reads back the same, with
+    /// an exponent below 1e-4 and from 1e16 on, signed and of two digits at least (`1e+16`,
+    /// `1.5e-07`). Rust's `Debug` picks the same digits and the same switch points.
+    fn py_float(f: f64) -> String {
+        let debug = format!("{f:?}");
+        match debug.split_once('e') {
+            None => debug,
+            Some((mantissa, exponent)) => {
+                let (sign, digits) = match exponent.strip_prefix('-') {
+                    Some(digits) => ('-', digits),
+                    None => ('+', exponent),
+                };
+                format!("{mantissa}e{sign}{digits:0>2}")
+            }
+        }
+    }
+
+    /// Escapes answer text as Odoo does: `&`, `<` and `>` only (`\r` goes as it is, as from
+    /// Odoo), and characters XML 1.0 cannot carry dropped, as Odoo 18's marshaller drops the
+    /// control characters (16 and 17 write them, which breaks the client's parser).
+    fn escape_answer(s: &mut String, text: &str) {
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            let replacement = match c {
+                '&' => "&amp;",
+                '<' => "&lt;",
+                '>' => "&gt;",
+                c if is_xml_char(c) => continue,
+                _ => "",
+            };
+            s.push_str(&text[start..i]);
+            s.push_str(replacement);
+            start = i + c.len_utf8();
+        }
+        s.push_str(&text[start..]);
     }
 
     /// Escapes text content. `\r` is written as a reference, or XML parsers would turn it into

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::error::ErrorKind;
 use crate::route::endpoint;
 use proptest::prelude::*;
 use serde_json::json;
@@ -1571,5 +1572,354 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+// === XML-RPC answers (methodResponse, faults) ===
+
+/// Reads an answer [`xmlrpc_response`] / [`xmlrpc_fault`] wrote with the crate's own XML-RPC
+/// reader (its one value moved into a `methodCall`): `Ok(value)`, or `Err(fault struct)`.
+fn read_answer(body: &[u8]) -> Result<Value, Value> {
+    let text = std::str::from_utf8(body).unwrap();
+    let inner = text
+        .strip_prefix("<?xml version='1.0'?>\n<methodResponse>\n")
+        .and_then(|t| t.strip_suffix("</methodResponse>\n"))
+        .unwrap_or_else(|| panic!("not a methodResponse: {text}"));
+    let (params, fault) = match inner.strip_prefix("<fault>\n") {
+        Some(f) => {
+            let value = f.strip_suffix("</fault>\n").unwrap();
+            (format!("<params><param>{value}</param></params>"), true)
+        }
+        None => (inner.to_owned(), false),
+    };
+    let call = format!("<methodCall><methodName>r</methodName>{params}</methodCall>");
+    let (_, mut values) =
+        xml::parse_method_call(call.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(values.len(), 1, "{text}");
+    let value = values.remove(0);
+    if fault {
+        Err(value)
+    } else {
+        Ok(value)
+    }
+}
+
+/// What a client reads back from Odoo for `v`: `None` as `False`, line ends as an XML parser
+/// reads them.
+fn as_read_back(v: &Value) -> Value {
+    let text = |s: &str| s.replace("\r\n", "\n").replace('\r', "\n");
+    match v {
+        Value::Null => Value::Bool(false),
+        Value::String(s) => Value::String(text(s)),
+        Value::Array(items) => Value::Array(items.iter().map(as_read_back).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (text(k), as_read_back(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn answer_text(v: &Value) -> String {
+    String::from_utf8(xmlrpc_response(v).unwrap()).unwrap()
+}
+
+#[test]
+fn xmlrpc_response_is_laid_out_as_pythons_marshaller_writes_it() {
+    // What Odoo 16/17 send for `[{"id": 1, "name": "a & b", "tags": [], "x": {}}, False]`.
+    let v = json!([{"id": 1, "name": "a & b", "tags": [], "x": {}}, false]);
+    assert_eq!(
+        answer_text(&v),
+        "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n\
+         <value><array><data>\n\
+         <value><struct>\n\
+         <member>\n<name>id</name>\n<value><int>1</int></value>\n</member>\n\
+         <member>\n<name>name</name>\n<value><string>a &amp; b</string></value>\n</member>\n\
+         <member>\n<name>tags</name>\n<value><array><data>\n</data></array></value>\n</member>\n\
+         <member>\n<name>x</name>\n<value><struct>\n</struct></value>\n</member>\n\
+         </struct></value>\n\
+         <value><boolean>0</boolean></value>\n\
+         </data></array></value>\n\
+         </param>\n</params>\n</methodResponse>\n"
+    );
+}
+
+#[test]
+fn xmlrpc_response_round_trips_every_json_type() {
+    let v = json!({
+        "null": null,
+        "true": true,
+        "false": false,
+        "int": 7,
+        "negative": -42,
+        "i32_max": 2_147_483_647,
+        "i32_min": -2_147_483_648_i64,
+        "beyond_i32": 2_147_483_648_i64,
+        "below_i32": -2_147_483_649_i64,
+        "i64_max": i64::MAX,
+        "u64_max": u64::MAX,
+        "float": 0.1,
+        "whole_float": 1.0,
+        "negative_zero": -0.0,
+        "huge": 1e16,
+        "tiny": 1.5e-7,
+        "max": f64::MAX,
+        "string": "a & b < c > d \"q\" 'x' ]]>",
+        "unicode": "é € 😀 ✓",
+        "empty_string": "",
+        "lines": "one\ntwo\tthree",
+        "array": [1, [2, []], {}, null, "s"],
+        "empty_array": [],
+        "empty_struct": {},
+        "nested": {"a": {"b": [{"c": [[["deep"]]]}]}},
+        "<&> key": "escaped name",
+    });
+    let back = read_answer(&xmlrpc_response(&v).unwrap()).unwrap();
+    assert_eq!(back, as_read_back(&v));
+    assert_eq!(back["null"], json!(false));
+    assert_eq!(back["u64_max"], json!(u64::MAX));
+    // A bare scalar, and a bare empty array, are answers too.
+    for v in [
+        json!(3),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!(true),
+        json!(null),
+    ] {
+        assert_eq!(
+            read_answer(&xmlrpc_response(&v).unwrap()).unwrap(),
+            as_read_back(&v)
+        );
+    }
+}
+
+#[test]
+fn xmlrpc_response_numbers_are_written_as_odoo_writes_them() {
+    let cases = [
+        (json!(2_147_483_647), "<value><int>2147483647</int></value>"),
+        (
+            json!(-2_147_483_648_i64),
+            "<value><int>-2147483648</int></value>",
+        ),
+        (
+            json!(2_147_483_648_i64),
+            "<value><i8>2147483648</i8></value>",
+        ),
+        (
+            json!(-2_147_483_649_i64),
+            "<value><i8>-2147483649</i8></value>",
+        ),
+        (
+            json!(u64::MAX),
+            "<value><i8>18446744073709551615</i8></value>",
+        ),
+        // Python's repr.
+        (json!(1.0), "<value><double>1.0</double></value>"),
+        (json!(0.1), "<value><double>0.1</double></value>"),
+        (json!(-0.0), "<value><double>-0.0</double></value>"),
+        (
+            json!(123_456.789),
+            "<value><double>123456.789</double></value>",
+        ),
+        (json!(0.0001), "<value><double>0.0001</double></value>"),
+        (json!(0.00001), "<value><double>1e-05</double></value>"),
+        (json!(1.5e-7), "<value><double>1.5e-07</double></value>"),
+        (
+            json!(9_999_999_999_999_998.0),
+            "<value><double>9999999999999998.0</double></value>",
+        ),
+        (json!(1e16), "<value><double>1e+16</double></value>"),
+        (json!(1.5e300), "<value><double>1.5e+300</double></value>"),
+        (
+            json!(f64::MAX),
+            "<value><double>1.7976931348623157e+308</double></value>",
+        ),
+    ];
+    for (v, want) in cases {
+        let text = answer_text(&v);
+        assert!(text.contains(&format!("\n{want}\n")), "{v}: {text}");
+        assert_eq!(read_answer(text.as_bytes()).unwrap(), v, "{text}");
+    }
+}
+
+#[test]
+fn xmlrpc_response_text_is_escaped_as_odoo_escapes_it() {
+    let v = json!({"a<b": "x & y < z > w \" ' \t\n\r end", "ctl": "a\u{1}b\u{b}c\u{1f}d\u{fffe}e"});
+    let text = answer_text(&v);
+    assert!(text.contains("<name>a&lt;b</name>"), "{text}");
+    // Only `&`, `<` and `>`; quotes and `\r` go as they are, as from Odoo.
+    assert!(
+        text.contains("<string>x &amp; y &lt; z &gt; w \" ' \t\n\r end</string>"),
+        "{text}"
+    );
+    // Characters XML 1.0 cannot carry are dropped (as Odoo 18 drops control characters).
+    assert!(text.contains("<string>abcde</string>"), "{text}");
+    let back = read_answer(text.as_bytes()).unwrap();
+    assert_eq!(back["a<b"], "x & y < z > w \" ' \t\n\n end");
+    assert_eq!(back["ctl"], "abcde");
+}
+
+#[test]
+fn xmlrpc_response_depth_is_bounded() {
+    let nest = |depth: usize| {
+        let mut v = json!(1);
+        for _ in 1..depth {
+            v = Value::Array(vec![v]);
+        }
+        v
+    };
+    // serde_json reads 128 levels at most: every answer from Odoo fits.
+    let text = answer_text(&nest(200));
+    assert_eq!(text.matches("<array><data>").count(), 199);
+    assert_eq!(text.matches("</data></array>").count(), 199);
+    let within = nest(MAX_XML_DEPTH);
+    assert_eq!(
+        read_answer(&xmlrpc_response(&within).unwrap()).unwrap(),
+        within
+    );
+    assert!(matches!(
+        xmlrpc_response(&nest(300)),
+        Err(SerialiseError::Unrepresentable(_))
+    ));
+}
+
+#[test]
+fn xmlrpc_faults_have_odoos_codes_on_xmlrpc_2() {
+    let msg = "You are not allowed to access 'Sales Order' (sale.order) records.";
+    for (name, code) in [
+        ("odoo.exceptions.AccessError", 4),
+        ("odoo.exceptions.AccessDenied", 3),
+        ("odoo.exceptions.UserError", 2),
+        ("odoo.exceptions.ValidationError", 2),
+        ("odoo.exceptions.MissingError", 2),
+        ("odoo.exceptions.RedirectWarning", 2),
+        ("odoo.exceptions.Warning", 2),
+    ] {
+        assert_eq!(
+            odoo_fault(false, name, msg),
+            (FaultCode::Int(code), msg.to_owned()),
+            "{name}"
+        );
+    }
+    // Anything else: 1, with the traceback's last line where Odoo sends the traceback.
+    assert_eq!(
+        odoo_fault(
+            false,
+            "builtins.ValueError",
+            "Invalid field 'x' on model 'y'"
+        ),
+        (
+            FaultCode::Int(1),
+            "ValueError: Invalid field 'x' on model 'y'\n".to_owned()
+        )
+    );
+    assert_eq!(
+        odoo_fault(
+            false,
+            "odoo.http.SessionExpiredException",
+            "Session expired"
+        ),
+        (
+            FaultCode::Int(1),
+            "odoo.http.SessionExpiredException: Session expired\n".to_owned()
+        )
+    );
+    assert_eq!(
+        odoo_fault(false, "builtins.KeyError", ""),
+        (FaultCode::Int(1), "KeyError\n".to_owned())
+    );
+    // A look-alike outside odoo.exceptions is not Odoo's AccessError.
+    assert_eq!(
+        odoo_fault(false, "odoo.addons.x.AccessError", "no").0,
+        FaultCode::Int(1)
+    );
+}
+
+#[test]
+fn xmlrpc_faults_have_odoos_strings_on_legacy_xmlrpc() {
+    let msg = "No access";
+    let warning = |title: &str| {
+        (
+            FaultCode::Str(format!("warning -- {title}\n\n{msg}")),
+            String::new(),
+        )
+    };
+    assert_eq!(
+        odoo_fault(true, "odoo.exceptions.AccessError", msg),
+        warning("AccessError")
+    );
+    assert_eq!(
+        odoo_fault(true, "odoo.exceptions.MissingError", msg),
+        warning("MissingError")
+    );
+    assert_eq!(
+        odoo_fault(true, "odoo.exceptions.RedirectWarning", msg),
+        warning("Warning")
+    );
+    for name in [
+        "odoo.exceptions.UserError",
+        "odoo.exceptions.ValidationError",
+    ] {
+        assert_eq!(odoo_fault(true, name, msg), warning("UserError"), "{name}");
+    }
+    assert_eq!(
+        odoo_fault(true, "odoo.exceptions.AccessDenied", "Access Denied"),
+        (
+            FaultCode::Str("AccessDenied".into()),
+            "Access Denied".into()
+        )
+    );
+    assert_eq!(
+        odoo_fault(true, "builtins.TypeError", "bad args"),
+        (
+            FaultCode::Str("bad args".into()),
+            "TypeError: bad args\n".into()
+        )
+    );
+    // BridgeCore's own: shaped as an unexpected exception.
+    assert_eq!(
+        bridgecore_fault(true, ErrorKind::BadGateway, "Odoo unavailable"),
+        (
+            FaultCode::Str("Odoo unavailable".into()),
+            "bridgecore.BadGateway: Odoo unavailable\n".into()
+        )
+    );
+    assert_eq!(
+        bridgecore_fault(false, ErrorKind::GatewayTimeout, "late"),
+        (
+            FaultCode::Int(1),
+            "bridgecore.GatewayTimeout: late\n".into()
+        )
+    );
+}
+
+#[test]
+fn xmlrpc_fault_is_laid_out_as_pythons_marshaller_writes_it() {
+    let body = xmlrpc_fault(&FaultCode::Int(4), "No <access> & no \u{1}luck");
+    assert_eq!(
+        String::from_utf8(body.clone()).unwrap(),
+        "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n<value><struct>\n\
+         <member>\n<name>faultCode</name>\n<value><int>4</int></value>\n</member>\n\
+         <member>\n<name>faultString</name>\n<value><string>No &lt;access&gt; &amp; no luck</string></value>\n</member>\n\
+         </struct></value>\n</fault>\n</methodResponse>\n"
+    );
+    assert_eq!(
+        read_answer(&body).unwrap_err(),
+        json!({"faultCode": 4, "faultString": "No <access> & no luck"})
+    );
+    let code = FaultCode::Str("warning -- AccessError\n\nNo & access".into());
+    assert_eq!(
+        read_answer(&xmlrpc_fault(&code, "")).unwrap_err(),
+        json!({"faultCode": "warning -- AccessError\n\nNo & access", "faultString": ""})
+    );
+}
+
+proptest! {
+    #[test]
+    fn xmlrpc_responses_read_back_as_sent(v in json_value(true)) {
+        let body = xmlrpc_response(&v).unwrap();
+        prop_assert_eq!(read_answer(&body).unwrap(), as_read_back(&v));
     }
 }

@@ -15,8 +15,9 @@
 //! 4. **Read batching**: a `read` of more ids than its cap is split ([`split_read`]) into
 //!    batches sent concurrently (at most `read_concurrency` in flight) with the caller's
 //!    credential ([`OdooClient::call_as`]), merged in the original order ([`merge_read`]), and
-//!    answered by this filter in the caller's protocol. An error in any batch is the answer
-//!    (the first in plan order), in the shape Odoo gives it; never partial data.
+//!    answered by this filter in the caller's protocol (XML-RPC callers get a `methodResponse`
+//!    as Odoo writes it). An error in any batch is the answer (the first in plan order), in the
+//!    shape Odoo gives it (XML-RPC: Odoo's fault codes, HTTP 200); never partial data.
 //!
 //! Every change is listed in `X-BridgeCore-Rewrite`, comma-separated, in the order above:
 //! `domain`, `fields`, `limit` (a capped `limit`, with `X-BridgeCore-Limit-Capped`), `batch`
@@ -31,9 +32,10 @@
 //! only: the web client's cookie routes keep the domain as sent, because Odoo echoes domains
 //! back (`read_group`'s `__domain`) and the web client must get exactly what Odoo would answer
 //! unless ops turn a rewrite on for it; its cache keys still use the canonical form. Field
-//! selection is opt-in and applies wherever it is on. XML-RPC reads are not batched (the answer
-//! would have to be written as XML-RPC); they go as sent. `call_button` is a write: never
-//! touched.
+//! selection is opt-in and applies wherever it is on. XML-RPC is an RPC route like the others:
+//! its reads are batched as the caller (`object.execute_kw` and `execute` alike; the batches go
+//! to Odoo as `/jsonrpc` `execute_kw` with the same `(db, uid, password)`). `call_button` is a
+//! write: never touched.
 
 use std::sync::Arc;
 
@@ -255,7 +257,7 @@ impl OptimizerFilter {
         call: &Call,
         opt: &Optimizer,
     ) -> Option<Reply> {
-        if matches!(call.shape, Shape::XmlRpc { .. }) || call.credential == Credential::None {
+        if call.credential == Credential::None {
             return None;
         }
         // Dotted field names are the expansion filter's (later in the chain): Odoo would
@@ -447,6 +449,7 @@ fn set_fields(call: &mut Call, fields: Vec<String>) -> bool {
 fn result_reply(call: &Call, result: Value) -> Reply {
     match call.shape {
         Shape::Json2 => Reply::json(200, serde_json::to_vec(&result).unwrap_or_default()),
+        Shape::XmlRpc { legacy } => Reply::xmlrpc_result(legacy, &result),
         _ => {
             let body = json!({
                 "jsonrpc": "2.0",
@@ -459,11 +462,21 @@ fn result_reply(call: &Call, result: Value) -> Reply {
 }
 
 /// An error of a batch as the answer to `call`: Odoo's own errors in Odoo's shape (JSON-RPC:
-/// HTTP 200 with an `error` member; `/json/2`: the HTTP status and `{name, message, ...}`),
-/// BridgeCore's for an unreachable or silent Odoo. Odoo's traceback (`data.debug`) is not
-/// repeated: the internal client does not keep it.
+/// HTTP 200 with an `error` member; `/json/2`: the HTTP status and `{name, message, ...}`;
+/// XML-RPC: HTTP 200 with Odoo's fault for the route), BridgeCore's for an unreachable or
+/// silent Odoo. Odoo's traceback (`data.debug`) is not repeated: the internal client does not
+/// keep it.
 fn error_reply(call: &Call, e: &OdooError, state: &mut http::Extensions) -> Reply {
     let reply = match (e, &call.shape) {
+        (OdooError::Odoo { name, message, .. }, Shape::XmlRpc { legacy }) => {
+            Reply::xmlrpc_odoo_fault(*legacy, name, message)
+        }
+        (OdooError::Timeout, Shape::XmlRpc { legacy }) => {
+            Reply::xmlrpc_error(*legacy, ErrorKind::GatewayTimeout, TIMEOUT_MESSAGE)
+        }
+        (OdooError::Unavailable(_) | OdooError::Protocol(_), Shape::XmlRpc { legacy }) => {
+            Reply::xmlrpc_error(*legacy, ErrorKind::BadGateway, UNAVAILABLE_MESSAGE)
+        }
         (
             OdooError::Odoo {
                 code,
@@ -515,19 +528,18 @@ fn error_reply(call: &Call, e: &OdooError, state: &mut http::Extensions) -> Repl
             });
             Reply::json(200, serde_json::to_vec(&body).unwrap_or_default())
         }
-        (OdooError::Timeout, _) => Reply::jsonrpc_error(
-            Some(call),
-            ErrorKind::GatewayTimeout,
-            "Odoo did not answer a read batch in time",
-        ),
-        (OdooError::Unavailable(_) | OdooError::Protocol(_), _) => Reply::jsonrpc_error(
-            Some(call),
-            ErrorKind::BadGateway,
-            "Odoo could not answer a read batch",
-        ),
+        (OdooError::Timeout, _) => {
+            Reply::jsonrpc_error(Some(call), ErrorKind::GatewayTimeout, TIMEOUT_MESSAGE)
+        }
+        (OdooError::Unavailable(_) | OdooError::Protocol(_), _) => {
+            Reply::jsonrpc_error(Some(call), ErrorKind::BadGateway, UNAVAILABLE_MESSAGE)
+        }
     };
     with_headers(reply, state)
 }
+
+const TIMEOUT_MESSAGE: &str = "Odoo did not answer a read batch in time";
+const UNAVAILABLE_MESSAGE: &str = "Odoo could not answer a read batch";
 
 /// The optimizer's headers on a reply this filter writes itself (no `on_response` runs for
 /// it).

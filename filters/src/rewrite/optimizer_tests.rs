@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::call::{Call, Credential};
 use crate::filter::{Decision, Exchange, Filter};
-use crate::jsonrpc::parse;
+use crate::jsonrpc::{parse, FaultCode};
 use crate::odoo::{OdooClient, OdooError, OdooReply};
 use crate::route::endpoint;
 
@@ -586,4 +586,129 @@ fn tenant_settings_merge_key_by_key() {
     // Nothing overridden: the tenant reads the global settings.
     let set = OptimizerSet::new(global.clone()).with_tenant("same", &OptimizerOverrides::default());
     assert_eq!(set.for_tenant("same"), &global);
+}
+
+/// `call` (an `object.execute_kw` / `execute` over `/jsonrpc`) sent over XML-RPC at `path`
+/// instead, as a client's `methodCall`.
+fn over_xmlrpc(mut call: Call, path: &str) -> Call {
+    call.shape = crate::call::Shape::XmlRpc {
+        legacy: !path.starts_with("/xmlrpc/2/"),
+    };
+    call.path = path.to_owned();
+    call.id = None;
+    let body = call.to_body().unwrap();
+    let call = parse(&endpoint(path), &head(path), &body).unwrap();
+    assert!(matches!(call.shape, crate::call::Shape::XmlRpc { .. }));
+    call
+}
+
+/// `object.execute(db, 6, pw, model, method, *args)` over `/jsonrpc`.
+fn execute(model: &str, method: &str, args: Value) -> Call {
+    let mut all = vec![
+        json!("db"),
+        json!(6),
+        json!("pw"),
+        json!(model),
+        json!(method),
+    ];
+    all.extend(args.as_array().unwrap().iter().cloned());
+    let body = json!({"jsonrpc": "2.0", "method": "call", "id": 3, "params":
+        {"service": "object", "method": "execute", "args": all}});
+    parse(
+        &endpoint("/jsonrpc"),
+        &head("/jsonrpc"),
+        body.to_string().as_bytes(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn xmlrpc_reads_are_batched_and_answered_as_odoo_writes_xmlrpc() {
+    let f = filter(settings());
+    let whole: Value = Value::Array((1..=250).rev().map(|id| json!({"id": id})).collect());
+    for (path, call) in [
+        (
+            "/xmlrpc/2/object",
+            execute_kw("res.partner", "read", json!([ids(250)]), json!({})),
+        ),
+        (
+            "/xmlrpc/object",
+            execute("res.partner", "read", json!([ids(250)])),
+        ),
+    ] {
+        let odoo = Fake::default();
+        let call = over_xmlrpc(call, path);
+        let (decision, tags) = run(&f, &odoo, path, "t", &call).await;
+        let Decision::Respond(reply) = decision else {
+            panic!("{path}: {decision:?}")
+        };
+        assert_eq!(tags, ["batch"], "{path}");
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            header(&reply, "content-type"),
+            Some("text/xml; charset=utf-8")
+        );
+        assert_eq!(header(&reply, REWRITE_HEADER), Some("batch"));
+        assert_eq!(
+            reply.body,
+            crate::jsonrpc::xmlrpc_response(&whole).unwrap(),
+            "{path}"
+        );
+        // Three batches as the caller, over /jsonrpc execute_kw.
+        let calls = odoo.calls();
+        assert_eq!(calls.len(), 3, "{path}");
+        for c in calls {
+            assert_eq!(c["path"], "/jsonrpc");
+            assert_eq!(c["params"]["method"], "execute_kw");
+            let args = c["params"]["args"].as_array().unwrap();
+            assert_eq!(
+                args[..5],
+                [
+                    json!("db"),
+                    json!(6),
+                    json!("pw"),
+                    json!("res.partner"),
+                    json!("read")
+                ]
+            );
+            assert!(args[5][0].as_array().unwrap().len() <= 100);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_error_in_an_xmlrpc_batch_is_odoos_fault_for_the_route() {
+    let f = filter(settings());
+    let message = "You are not allowed to access 'Contact' records.";
+    for (path, code, string) in [
+        ("/xmlrpc/2/object", FaultCode::Int(4), message.to_owned()),
+        (
+            "/xmlrpc/object",
+            FaultCode::Str(format!("warning -- AccessError\n\n{message}")),
+            String::new(),
+        ),
+    ] {
+        let odoo = Fake::failing(&[120]);
+        let call = over_xmlrpc(
+            execute_kw("res.partner", "read", json!([ids(250)]), json!({})),
+            path,
+        );
+        let (decision, _) = run(&f, &odoo, path, "t", &call).await;
+        let Decision::Respond(reply) = decision else {
+            panic!("{path}: {decision:?}")
+        };
+        // HTTP 200, as Odoo answers faults.
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(
+            header(&reply, "content-type"),
+            Some("text/xml; charset=utf-8")
+        );
+        assert_eq!(header(&reply, REWRITE_HEADER), Some("batch"));
+        assert_eq!(
+            reply.body,
+            crate::jsonrpc::xmlrpc_fault(&code, &string),
+            "{path}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
 }
