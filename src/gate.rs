@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bridgecore_filters::auth::{self, AuthError, Claims};
@@ -48,7 +48,7 @@ impl Refusal {
 /// (unless it is shaped like a JWT), so only `X-BridgeCore-Token` counts there.
 pub(crate) fn presented_token(headers: &HeaderMap, json2: bool) -> Result<Option<&str>, Refusal> {
     match auth::bearer_token(headers) {
-        Ok(Some(t)) if json2 && !headers.contains_key(auth::X_BRIDGECORE_TOKEN) => {
+        Ok(Some(t)) if json2 && !headers.contains_key(&auth::X_BRIDGECORE_TOKEN_NAME) => {
             Ok(auth::looks_like_jwt(t).then_some(t))
         }
         Ok(t) => Ok(t),
@@ -64,13 +64,36 @@ pub(crate) async fn authenticate(
     rt: &Runtime,
     token: &str,
 ) -> Result<Authed, Refusal> {
+    session_of(shared, verify(rt, token)?).await
+}
+
+/// The claims of an access token, verified.
+pub(crate) fn verify(rt: &Runtime, token: &str) -> Result<Arc<Claims>, Refusal> {
     let Some(tokens) = rt.tokens.as_ref() else {
         return Err(Refusal::new(
             ErrorKind::Unauthorized,
             "token authentication is not configured on this server",
         ));
     };
-    let claims = tokens.verify_access(token).map_err(|e| Refusal::auth(&e))?;
+    tokens.verify_access(token).map_err(|e| Refusal::auth(&e))
+}
+
+/// The claims of the `Authorization: Bearer` token a request carries when that token was
+/// verified before (the common case: a client sends one token many times), found by its bytes
+/// alone; `None` when it must be found and verified the long way ([`presented_token`],
+/// [`verify`]). What it finds is exactly what the long way would.
+pub(crate) fn known_token(
+    rt: &Runtime,
+    headers: &HeaderMap,
+) -> Option<Result<Arc<Claims>, Refusal>> {
+    let tokens = rt.tokens.as_ref()?;
+    let known = tokens.verified(auth::bearer_bytes(headers)?)?;
+    Some(known.map_err(|e| Refusal::auth(&e)))
+}
+
+/// The live login session a verified token points to: a token whose session was logged out,
+/// revoked by refresh-token reuse, or expired is refused like a bad signature.
+pub(crate) async fn session_of(shared: &Shared, claims: Arc<Claims>) -> Result<Authed, Refusal> {
     match shared.sessions.get(&claims.sid).await {
         Ok(Some(session))
             // `sub` is the uid as BridgeCore wrote it when it signed the token: read, not

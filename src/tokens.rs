@@ -42,7 +42,7 @@ pub enum TokensError {
 /// Verified access tokens by text. foldhash, not SipHash: the key is a whole token (~400 bytes)
 /// hashed on every request of a token-only tenant; the seed is random per process, and only
 /// tokens whose signature verified are ever stored.
-type Verified = HashMap<Box<str>, Arc<Claims>, foldhash::quality::RandomState>;
+type Verified = HashMap<Box<[u8]>, Arc<Claims>, foldhash::quality::RandomState>;
 
 /// The verifier (always, once keys are known) and the signer (where this instance issues
 /// tokens) of one configuration generation.
@@ -158,14 +158,10 @@ impl Tokens {
     /// Verifies an access token (signature, algorithm, `exp`/`nbf`/`iss`/`aud`, type). A token
     /// seen before skips the signature check (see `verified`), not the expiry check.
     pub fn verify_access(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
-        let now = now_secs();
-        if let Some(claims) = self.lock_verified().get(token).cloned() {
-            if claims.exp.saturating_add(self.settings.leeway.as_secs()) <= now {
-                self.lock_verified().remove(token);
-                return Err(AuthError::Expired);
-            }
-            return Ok(claims);
+        if let Some(known) = self.verified(token.as_bytes()) {
+            return known;
         }
+        let now = now_secs();
         let claims = match self.verifier.load().as_deref() {
             Some(v) => Arc::new(v.verify_access_at(token, now)?),
             None => {
@@ -181,8 +177,20 @@ impl Tokens {
                 cache.clear();
             }
         }
-        cache.insert(token.into(), claims.clone());
+        cache.insert(token.as_bytes().into(), claims.clone());
         Ok(claims)
+    }
+
+    /// The claims of an access token verified before, found by its exact bytes (which need no
+    /// other check: only verified tokens are kept), or `None` when it has to be verified. A kept
+    /// token that has expired since is the error, and forgotten.
+    pub fn verified(&self, token: &[u8]) -> Option<Result<Arc<Claims>, AuthError>> {
+        let claims = self.lock_verified().get(token).cloned()?;
+        if claims.exp.saturating_add(self.settings.leeway.as_secs()) <= now_secs() {
+            self.lock_verified().remove(token);
+            return Some(Err(AuthError::Expired));
+        }
+        Some(Ok(claims))
     }
 
     fn lock_verified(&self) -> std::sync::MutexGuard<'_, Verified> {
@@ -298,5 +306,80 @@ impl BackgroundService for JwksRefresher {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use bridgecore_filters::auth::Role;
+
+    /// A token that verified once is then found by its bytes alone, until it expires: then it
+    /// is refused and forgotten, and the full check refuses it too.
+    #[test]
+    fn a_verified_token_is_found_by_its_bytes_until_it_expires() {
+        let cfg = JwtConfig {
+            secret: Some("a-unit-test-secret-of-more-than-thirty-two-bytes".into()),
+            leeway: Duration::ZERO,
+            access_ttl: Duration::from_secs(60),
+            ..JwtConfig::default()
+        };
+        let tokens = Tokens::build(&cfg, None).unwrap().unwrap();
+        let template = Claims {
+            sub: "2".into(),
+            tenant: "odoo".into(),
+            db: "odoo".into(),
+            sid: "s1".into(),
+            role: Role::User,
+            scopes: Vec::new(),
+            iat: 0,
+            exp: 0,
+            nbf: None,
+            iss: None,
+            aud: None,
+            jti: None,
+            typ: TokenType::Access,
+        };
+        // Stamped 59 s ago: it expires within two or three seconds.
+        let now = now_secs();
+        let token = tokens
+            .issue(&template, TokenType::Access, now - 59)
+            .unwrap();
+        let other = tokens.issue(&template, TokenType::Access, now).unwrap();
+        assert!(
+            tokens.verified(token.as_bytes()).is_none(),
+            "not verified yet"
+        );
+        let claims = tokens.verify_access(&token).unwrap();
+        assert_eq!(claims.sub, "2");
+        let found = tokens.verified(token.as_bytes()).unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&found, &claims),
+            "the verified claims themselves"
+        );
+        assert!(
+            tokens.verified(other.as_bytes()).is_none(),
+            "only that token"
+        );
+        let mut tampered = token.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert!(tokens.verified(&tampered).is_none(), "not a byte changed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        // Past `exp` by the verifier's rule too (it accepts the second of `exp` itself).
+        while now_secs() <= claims.exp {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(matches!(
+            tokens.verified(token.as_bytes()),
+            Some(Err(AuthError::Expired))
+        ));
+        assert!(tokens.verified(token.as_bytes()).is_none(), "forgotten");
+        assert!(matches!(
+            tokens.verify_access(&token),
+            Err(AuthError::Expired)
+        ));
     }
 }

@@ -15,8 +15,9 @@ use super::error::AuthError;
 /// The header that carries a BridgeCore token where `Authorization` belongs to Odoo.
 pub const X_BRIDGECORE_TOKEN: &str = "x-bridgecore-token";
 
-/// Parsed once: looking a header up by `&str` would parse and lowercase-check it per request.
-static X_BRIDGECORE_TOKEN_NAME: HeaderName = HeaderName::from_static(X_BRIDGECORE_TOKEN);
+/// [`X_BRIDGECORE_TOKEN`] parsed once: looking a header up by `&str`, or building the name per
+/// request, would parse and lowercase-check it every time.
+pub static X_BRIDGECORE_TOKEN_NAME: HeaderName = HeaderName::from_static(X_BRIDGECORE_TOKEN);
 
 /// The BridgeCore token of a request, if it sends one: `X-BridgeCore-Token` first (the raw
 /// token), else `Authorization: Bearer <token>` (scheme case-insensitive, surrounding
@@ -40,6 +41,21 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
         return Ok(Some(t));
     }
     authorization_token(value)
+}
+
+/// The bytes after `Bearer ` in a request's only `Authorization` value, when it sends no
+/// `X-BridgeCore-Token`: unchecked. Only for finding a token verified before by its exact bytes,
+/// which proves them a token (and the one [`bearer_token`] would return) and spares its checks
+/// on every request of a token-only tenant. Anything else goes through [`bearer_token`].
+pub fn bearer_bytes(headers: &HeaderMap) -> Option<&[u8]> {
+    if headers.contains_key(&X_BRIDGECORE_TOKEN_NAME) {
+        return None;
+    }
+    let value = single(headers, &AUTHORIZATION).ok()??;
+    match value.as_bytes().split_at_checked(7) {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => Some(rest),
+        _ => None,
+    }
 }
 
 /// [`bearer_token`]'s reading of an `X-BridgeCore-Token` value, by the general rules.
@@ -268,8 +284,59 @@ mod tests {
             // And what a request carrying it gets, whichever path reads it.
             let map = headers(&[("authorization", v)]);
             assert_eq!(bearer_token(&map), authorization_token(&value), "{v:?}");
+            bytes_agree(&map);
             let map = headers(&[("x-bridgecore-token", v)]);
             assert_eq!(bearer_token(&map), raw_token(&value), "{v:?}");
+            assert_eq!(bearer_bytes(&map), None, "{v:?}");
+        }
+    }
+
+    /// What [`bearer_bytes`] finds, when it is a token that could have been verified (JWT
+    /// bytes), is what [`bearer_token`] reads from the same headers.
+    fn bytes_agree(map: &HeaderMap) {
+        let Some(bytes) = bearer_bytes(map) else {
+            return;
+        };
+        if let Some(t) = std::str::from_utf8(bytes)
+            .ok()
+            .filter(|t| looks_like_jwt(t))
+        {
+            assert_eq!(bearer_token(map), Ok(Some(t)), "{map:?}");
+        }
+    }
+
+    #[test]
+    fn bearer_bytes_only_where_bearer_token_reads_authorization() {
+        let jwt = JWT.as_bytes();
+        let bearer = format!("Bearer {JWT}");
+        let lower = format!("bearer {JWT}");
+        let spaced = format!("Bearer  {JWT}");
+        for (pairs, want) in [
+            (vec![("authorization", bearer.as_bytes())], Some(jwt)),
+            (vec![("authorization", lower.as_bytes())], Some(jwt)),
+            (vec![("authorization", spaced.as_bytes())], None),
+            (vec![("x-bridgecore-token", jwt)], None),
+            (
+                vec![
+                    ("authorization", bearer.as_bytes()),
+                    ("x-bridgecore-token", jwt),
+                ],
+                None,
+            ),
+            (
+                vec![
+                    ("authorization", bearer.as_bytes()),
+                    ("authorization", bearer.as_bytes()),
+                ],
+                None,
+            ),
+            (vec![("authorization", b"Basic YWRtaW46YWRtaW4=")], None),
+        ] {
+            let map = headers(&pairs);
+            // Two spaces: bytes that are no token (a space), so never found among verified ones.
+            let found = bearer_bytes(&map).filter(|b| !b.starts_with(b" "));
+            assert_eq!(found, want, "{pairs:?}");
+            bytes_agree(&map);
         }
     }
 
@@ -370,6 +437,7 @@ mod tests {
         for (pairs, want) in cases {
             let map = headers(&pairs);
             assert_eq!(bearer_token(&map), want, "{pairs:?}");
+            bytes_agree(&map);
         }
     }
 

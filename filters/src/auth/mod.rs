@@ -34,7 +34,9 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use bearer::{bearer_token, looks_like_jwt, X_BRIDGECORE_TOKEN};
+pub use bearer::{
+    bearer_bytes, bearer_token, looks_like_jwt, X_BRIDGECORE_TOKEN, X_BRIDGECORE_TOKEN_NAME,
+};
 pub use claims::{Claims, Role, TokenType};
 pub use error::AuthError;
 pub use keys::{Algorithm, JwtSettings, KeyMaterial, MIN_RSA_BITS};
