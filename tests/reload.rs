@@ -120,28 +120,18 @@ fn hup(pid: u32) {
     assert!(ok);
 }
 
-#[tokio::test]
-async fn sighup_rereads_the_file_and_keeps_the_old_config_when_it_is_broken() {
-    let odoo = FakeOdoo::start(Dataset::demo());
-    let (text, port, admin) = yaml(
-        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
-        "rate_limits: {read: 1000/minute}\n",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("bridgecore.yaml");
-    std::fs::write(&file, &text).unwrap();
+/// The real binary on `text`, written to `file`, once it answers on `port`.
+async fn start_binary(text: &str, file: &std::path::Path, port: u16) -> Proc {
+    std::fs::write(file, text).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_bridgecore"))
         .arg("-c")
-        .arg(&file)
+        .arg(file)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let mut proc = Proc(child);
-    let url = format!("http://127.0.0.1:{port}/web/dataset/call_kw");
-    let sid = odoo.new_session(2);
+    let proc = Proc(child);
     let mut up = false;
     for _ in 0..200 {
         if client()
@@ -156,6 +146,22 @@ async fn sighup_rereads_the_file_and_keeps_the_old_config_when_it_is_broken() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(up, "bridgecore did not start");
+    proc
+}
+
+#[tokio::test]
+async fn sighup_rereads_the_file_and_keeps_the_old_config_when_it_is_broken() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let (text, port, admin) = yaml(
+        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
+        "rate_limits: {read: 1000/minute}\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridgecore.yaml");
+    let mut proc = start_binary(&text, &file, port).await;
+    let pid = proc.0.id();
+    let url = format!("http://127.0.0.1:{port}/web/dataset/call_kw");
+    let sid = odoo.new_session(2);
     assert_eq!(limit_header(&url, &sid).await.1.as_deref(), Some("1000"));
 
     // A broken file: logged, old config kept.
@@ -330,4 +336,139 @@ async fn a_reload_changes_a_limit_while_both_kinds_of_websocket_stay_open_and_wo
         .await
         .unwrap();
     assert_eq!(next_json(&mut own).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn sighup_keeps_both_kinds_of_websocket_open_and_working_on_the_real_binary() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)
+        .extra("service_login: admin\nservice_password: admin\n");
+    let top = "auth:\n  jwt: {secret: \"a-reload-test-secret-of-more-than-32-bytes\"}\nwebsocket: {poll_interval: 200ms, max_connections_per_user: 20}\nrate_limits: {read: 1000/minute}\n";
+    let (text, port, admin) = yaml(&[spec], top);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bridgecore.yaml");
+    let mut proc = start_binary(&text, &file, port).await;
+    let pid = proc.0.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let sid = odoo.new_session(2);
+    let url = format!("{base}/web/dataset/call_kw");
+    assert_eq!(limit_header(&url, &sid).await, (200, Some("1000".into())));
+
+    // Odoo's bus socket, through the binary to the fake's gevent port.
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://127.0.0.1:{port}/websocket"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("origin", "http://erp.example.com".parse().unwrap());
+    let (mut bus, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    subscribe(&mut bus, "before").await;
+
+    // BridgeCore's own socket, authenticated and subscribed.
+    let login: Value = client()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"system_id": "odoo", "login": "admin", "password": "admin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let own_socket = || {
+        let mut req =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://127.0.0.1:{port}/api/v1/ws"),
+            )
+            .unwrap();
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        async move { tokio_tungstenite::connect_async(req).await.unwrap().0 }
+    };
+    let mut own = own_socket().await;
+    assert_eq!(next_json(&mut own).await["type"], "authenticated");
+    own.send(Message::text(
+        json!({"type": "subscribe_model", "system_id": "odoo", "model": "res.partner", "fields": ["name"]})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(&mut own).await["type"], "subscribed");
+
+    // The file changes (a read limit, and one socket per user from now on); SIGHUP.
+    let new_text = text.replace("read: 1000/minute", "read: 4/minute").replace(
+        "max_connections_per_user: 20",
+        "max_connections_per_user: 1",
+    );
+    assert_ne!(new_text, text);
+    std::fs::write(&file, &new_text).unwrap();
+    hup(pid);
+    let mut limit = None;
+    for _ in 0..100 {
+        limit = limit_header(&url, &sid).await.1;
+        if limit.as_deref() == Some("4") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        limit.as_deref(),
+        Some("4"),
+        "the new read limit is in force"
+    );
+    // The new socket bound is too: admin's socket from before the signal counts.
+    let mut second = own_socket().await;
+    let refused = tokio::time::timeout(Duration::from_secs(5), second.next())
+        .await
+        .unwrap();
+    match refused {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 4429, "{}", f.reason),
+        other => panic!("expected a 4429 close, got {other:?}"),
+    }
+    let metrics = client()
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("bridgecore_config_reloads_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+
+    // Odoo's bus socket still works both ways ...
+    subscribe(&mut bus, "after").await;
+    odoo.notify("after", "ping", json!({"n": 1}));
+    let pushed = tokio::time::timeout(Duration::from_secs(5), bus.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(pushed.to_text().unwrap().contains("\"n\":1"), "{pushed:?}");
+    // ... and so does BridgeCore's: ping, and a write made after the signal.
+    own.send(Message::text(
+        json!({"type": "ping", "timestamp": 9}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        next_json(&mut own).await,
+        json!({"type": "pong", "timestamp": 9})
+    );
+    let w = client()
+        .post(format!("{base}/api/v1/systems/odoo/odoo/write"))
+        .bearer_auth(&token)
+        .json(&json!({"model": "res.partner", "ids": [7], "values": {"name": "After SIGHUP"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(w.status(), 200);
+    let update = next_json(&mut own).await;
+    assert_eq!(update["type"], "model_update", "{update}");
+    assert_eq!(update["record_id"], 7);
+    assert_eq!(update["data"]["name"], "After SIGHUP");
+    let _ = proc.0.kill();
+    let _ = proc.0.wait();
 }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECRET: &str = "a-websocket-test-secret-of-more-than-32-bytes";
-const REDIS: &str = "redis:\n  url: \"redis://127.0.0.1:6379/0\"\n";
+const REDIS: &str = "redis:\n  url: \"redis://127.0.0.1:6379/0\"\ncache:\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n";
 const WAIT: Duration = Duration::from_secs(5);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -157,6 +158,11 @@ impl Setup {
         ws
     }
 
+    /// Authenticated sockets of this setup's tenant on instance `i`.
+    async fn tenant_connections(&self, i: usize) -> Value {
+        self.stats(i).await["tenants"][&self.tenant]["connections"].clone()
+    }
+
     async fn stats(&self, i: usize) -> Value {
         let url = format!(
             "http://{}/api/v1/ws/stats",
@@ -250,6 +256,62 @@ async fn refused(ws: &mut Ws, tenant: &str, extra: Value) -> Value {
     let answer = next(ws).await;
     assert_eq!(answer["type"], "error", "{answer}");
     answer
+}
+
+/// The first frame that is not a ping or a pong.
+async fn first_frame(ws: &mut Ws) -> Message {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(m))) => return m,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+}
+
+/// Asserts the server closes `ws` at once with 4429 for the tenant's `max_connections`
+/// (not the per-user bound), before any other message.
+async fn refused_for_the_tenant(ws: &mut Ws, max: usize) {
+    match first_frame(ws).await {
+        Message::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 4429, "{}", f.reason);
+            assert!(
+                f.reason
+                    .contains(&format!("websocket.max_connections = {max}")),
+                "{}",
+                f.reason
+            );
+        }
+        other => panic!("expected a 4429 close, got {other:?}"),
+    }
+}
+
+/// ORM calls of `method` on `model` the fake Odoo saw after its first `skip` requests, counted
+/// by the uid of the session they carried (`None`: no logged-in session).
+fn calls_by_user(
+    odoo: &FakeOdoo,
+    skip: usize,
+    model: &str,
+    method: &str,
+) -> BTreeMap<Option<i64>, usize> {
+    let sessions: HashMap<String, Option<i64>> = odoo.sessions().into_iter().collect();
+    let mut out = BTreeMap::new();
+    for seen in odoo.requests().into_iter().skip(skip) {
+        if seen.orm_call() != Some((model.to_owned(), method.to_owned())) {
+            continue;
+        }
+        let uid = seen
+            .header("cookie")
+            .and_then(|c| {
+                c.split(';')
+                    .find_map(|kv| kv.trim().strip_prefix("session_id="))
+            })
+            .and_then(|sid| sessions.get(sid).copied().flatten());
+        *out.entry(uid).or_default() += 1;
+    }
+    out
 }
 
 // === events from writes through BridgeCore ===
@@ -782,6 +844,114 @@ async fn fields_carry_only_what_the_subscriber_may_read() {
     );
 }
 
+#[tokio::test]
+async fn one_change_is_checked_once_per_user_however_many_sockets_they_have() {
+    let s = setup("batch", Opts::default());
+    // Admin logs in twice (two Odoo sessions), demo once; five sockets in all.
+    let admin1 = s.token(0, "admin").await;
+    let admin2 = s.token(0, "admin").await;
+    let demo = s.token(0, "demo").await;
+    let mut sockets = Vec::new();
+    for token in [&admin1, &admin1, &admin2, &demo, &demo] {
+        let mut ws = s.open(0, token).await;
+        subscribe(&mut ws, &s.tenant, json!({"model": "res.partner"})).await;
+        sockets.push(ws);
+    }
+    let before = s.odoo.count();
+    s.api(
+        0,
+        &admin1,
+        "write",
+        json!({"model": "res.partner", "ids": [7], "values": {"name": "Checked once"}}),
+    )
+    .await;
+    for ws in &mut sockets {
+        let u = next(ws).await;
+        assert_eq!(
+            (
+                u["record_id"].clone(),
+                u["operation"].clone(),
+                u["data"].clone()
+            ),
+            (json!(7), json!("write"), Value::Null),
+            "{u}"
+        );
+    }
+    for ws in &mut sockets {
+        quiet(ws, Duration::from_millis(300)).await;
+    }
+    // One `search` with admin's session and one with demo's: not one per socket, nor per login.
+    let per_user: BTreeMap<Option<i64>, usize> = [(Some(2), 1), (Some(6), 1)].into();
+    assert_eq!(
+        calls_by_user(&s.odoo, before, "res.partner", "search"),
+        per_user
+    );
+    // No `fields`: nothing is read.
+    assert!(calls_by_user(&s.odoo, before, "res.partner", "read").is_empty());
+}
+
+#[tokio::test]
+async fn fields_are_read_once_per_user_with_the_union_of_their_subscriptions() {
+    let s = setup("batch-fields", Opts::default());
+    let admin1 = s.token(0, "admin").await;
+    let admin2 = s.token(0, "admin").await;
+    let demo = s.token(0, "demo").await;
+    let plan: [(&str, &[&str]); 5] = [
+        (admin1.as_str(), &["name"]),
+        (admin1.as_str(), &["email"]),
+        (admin2.as_str(), &["name", "phone"]),
+        (demo.as_str(), &["name"]),
+        (demo.as_str(), &["email"]),
+    ];
+    let mut sockets = Vec::new();
+    for (token, fields) in plan {
+        let mut ws = s.open(0, token).await;
+        subscribe(
+            &mut ws,
+            &s.tenant,
+            json!({"model": "res.partner", "fields": fields}),
+        )
+        .await;
+        sockets.push((ws, fields));
+    }
+    let before = s.odoo.count();
+    s.api(
+        0,
+        &admin1,
+        "write",
+        json!({"model": "res.partner", "ids": [7], "values": {"name": "Read once", "email": "once@example.com"}}),
+    )
+    .await;
+    for (ws, fields) in &mut sockets {
+        let u = next(ws).await;
+        assert_eq!(u["record_id"], 7, "{u}");
+        let data = u["data"].as_object().unwrap();
+        let mut keys: Vec<&str> = data.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut asked = fields.to_vec();
+        asked.sort_unstable();
+        assert_eq!(keys, asked, "each socket gets its own fields: {u}");
+        if fields.contains(&"name") {
+            assert_eq!(data["name"], "Read once");
+        }
+        if fields.contains(&"email") {
+            assert_eq!(data["email"], "once@example.com");
+        }
+    }
+    for (ws, _) in &mut sockets {
+        quiet(ws, Duration::from_millis(300)).await;
+    }
+    let per_user: BTreeMap<Option<i64>, usize> = [(Some(2), 1), (Some(6), 1)].into();
+    assert_eq!(
+        calls_by_user(&s.odoo, before, "res.partner", "search"),
+        per_user
+    );
+    assert_eq!(
+        calls_by_user(&s.odoo, before, "res.partner", "read"),
+        per_user
+    );
+}
+
 // === authentication ===
 
 #[tokio::test]
@@ -1088,6 +1258,120 @@ async fn a_slow_consumer_is_closed_and_counted() {
         "bridgecore_ws_closed_total{reason=\"slow_consumer\"} 1",
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_tenant_connection_limit_counts_every_user_and_frees_a_slot_on_close() {
+    let s = setup(
+        "tenant-cap",
+        Opts {
+            websocket: "max_connections: 3\nmax_connections_per_user: 10".into(),
+            ..Opts::default()
+        },
+    );
+    let admin = s.token(0, "admin").await;
+    let demo = s.token(0, "demo").await;
+    let mut a1 = s.open(0, &admin).await;
+    let _a2 = s.open(0, &admin).await;
+    let _d1 = s.open(0, &demo).await;
+    // Demo has one socket of ten, the tenant three of three: either user is refused.
+    let mut over = connect(&s.bcs[0], "/api/v1/ws", Some(&demo)).await;
+    refused_for_the_tenant(&mut over, 3).await;
+    let mut over = connect(&s.bcs[0], "/api/v1/ws", Some(&admin)).await;
+    refused_for_the_tenant(&mut over, 3).await;
+    let st = s.stats(0).await;
+    assert_eq!(st["tenants"][&s.tenant]["connections"], 3, "{st}");
+    assert_eq!(st["tenants"][&s.tenant]["users"], 2, "{st}");
+
+    // One of admin's sockets closes: its slot is free again, for demo too.
+    a1.close(None).await.unwrap();
+    assert!(matches!(first_frame(&mut a1).await, Message::Close(_)));
+    let deadline = Instant::now() + WAIT;
+    while s.tenant_connections(0).await != 2 {
+        assert!(Instant::now() < deadline, "the closed socket still counts");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut d2 = s.open(0, &demo).await;
+    send(&mut d2, json!({"type": "ping", "timestamp": 1})).await;
+    assert_eq!(next(&mut d2).await, json!({"type": "pong", "timestamp": 1}));
+    // Full again.
+    let mut over = connect(&s.bcs[0], "/api/v1/ws", Some(&admin)).await;
+    refused_for_the_tenant(&mut over, 3).await;
+}
+
+#[tokio::test]
+async fn the_server_pings_and_drops_a_client_that_stops_answering() {
+    const EVERY: Duration = Duration::from_millis(500);
+    let s = setup(
+        "pings",
+        Opts {
+            ping: "500ms",
+            ..Opts::default()
+        },
+    );
+    let token = s.token(0, "demo").await;
+    let started = Instant::now();
+    // Takes its `authenticated`, then is never read again: it never answers a ping.
+    let mut silent = s.open(0, &token).await;
+    // Read all along: tungstenite answers each ping with a pong.
+    let mut live = s.open(0, &token).await;
+    assert_eq!(s.tenant_connections(0).await, 2);
+    let mut pings = 0;
+    let mut first_ping = None;
+    let mut dropped_after = None;
+    let mut check = tokio::time::interval(Duration::from_millis(50));
+    let give_up = tokio::time::sleep(Duration::from_secs(10));
+    tokio::pin!(give_up);
+    while dropped_after.is_none() || pings < 6 {
+        tokio::select! {
+            _ = &mut give_up => {
+                panic!("{pings} pings; silent socket dropped after {dropped_after:?}")
+            }
+            m = live.next() => match m {
+                Some(Ok(Message::Ping(_))) => {
+                    pings += 1;
+                    first_ping.get_or_insert(started.elapsed());
+                }
+                other => panic!("the answering socket got {other:?}"),
+            },
+            _ = check.tick(), if dropped_after.is_none() => {
+                if s.tenant_connections(0).await == 1 {
+                    dropped_after = Some(started.elapsed());
+                }
+            }
+        }
+    }
+    let first_ping = first_ping.unwrap();
+    assert!(first_ping < EVERY * 4, "first ping after {first_ping:?}");
+    // Dropped only once three intervals went unanswered.
+    let dropped_after = dropped_after.unwrap();
+    assert!(
+        dropped_after > EVERY * 3 && dropped_after < EVERY * 8,
+        "dropped after {dropped_after:?}"
+    );
+    metric_appears(
+        &s.bcs[0],
+        "bridgecore_ws_closed_total{reason=\"timeout\"} 1",
+    )
+    .await;
+    // The silent client finds, after the pings it never read, the end of its connection.
+    let deadline = Instant::now() + WAIT;
+    let mut unread_pings = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, silent.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => unread_pings += 1,
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break,
+            other => panic!("expected the end of the connection, got {other:?}"),
+        }
+    }
+    assert!(unread_pings >= 1, "pinged, never answered");
+    // The answering socket lived through it all.
+    send(&mut live, json!({"type": "ping", "timestamp": 2})).await;
+    assert_eq!(
+        next(&mut live).await,
+        json!({"type": "pong", "timestamp": 2})
+    );
 }
 
 // === operations ===
