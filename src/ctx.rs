@@ -108,6 +108,9 @@ pub struct RequestCtx {
     pub serve_stale: Option<Arc<crate::cache::store::Entry>>,
     /// The generations this write affects were bumped already.
     pub invalidated: bool,
+    /// The caller identity whose cache entries this request ends once it is answered (a
+    /// logout, or a `?debug=` switch, which Odoo makes while handling it); taken when done.
+    pub ends_session: Option<Box<bridgecore_filters::cache::key::Identity>>,
     /// A static file missed in the static cache: its key there.
     pub static_key: Option<String>,
     /// How long Odoo lets that answer be kept, and its headers (set when it may be kept).
@@ -166,6 +169,7 @@ impl RequestCtx {
             cache_max: 0,
             serve_stale: None,
             invalidated: false,
+            ends_session: None,
             static_key: None,
             static_keep: None,
             sendfile: None,

@@ -1,7 +1,9 @@
 //! Active health checks of every tenant's upstreams (`tenants.X.health_check`): an HTTP GET of
 //! the configured path on each upstream and websocket upstream; `fall` failures in a row take
 //! it out of rotation, `rise` successes bring it back. Connect failures on real traffic eject
-//! at once (the proxy does that); only these checks bring an upstream back.
+//! at once (the proxy does that); these checks bring such an upstream back, or, when they are
+//! off (`interval: 0s`), `health_check.cooldown` does (tenant.rs). An upstream's state
+//! outlives reloads that keep its address.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -85,7 +87,8 @@ impl BackgroundService for HealthChecker {
         loop {
             let rt = self.shared.runtime.load_full();
             if !generation.as_ref().is_some_and(|g| Arc::ptr_eq(g, &rt)) {
-                // A reload built new upstream sets (all in rotation): check them at once.
+                // A reload built new upstream sets (kept addresses keep their state, new ones
+                // start in rotation): check them at once.
                 last.clear();
                 generation = Some(rt.clone());
             }

@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     pub(crate) api_keys: gate::ApiKeyUids,
     /// The TLS listeners' certificate resolvers (re-read on reload).
     pub(crate) tls: tls::TlsListeners,
+    /// Held for the length of a reload.
+    pub(crate) reloading: std::sync::Mutex<()>,
     /// Live model updates: the `/api/v1/ws` sockets, their subscriptions, change events.
     pub(crate) ws: ws::Hub,
 }
@@ -211,6 +213,7 @@ impl Builder {
             sessions,
             api_keys: gate::ApiKeyUids::default(),
             tls,
+            reloading: std::sync::Mutex::new(()),
             ws,
         };
         Ok(BridgeCore {
@@ -239,38 +242,44 @@ impl Handle {
     }
 
     /// Swaps in a new configuration. Requests in flight finish on the old one; listener
-    /// addresses cannot change this way (they need a graceful upgrade). On error the old
-    /// configuration stays.
+    /// addresses cannot change this way (they need a graceful upgrade).
+    ///
+    /// All or nothing: the new generation (tenants, upstreams, keys) is built and the new
+    /// certificates are loaded before anything is swapped, so on error the old configuration
+    /// and the old certificates both stay. Upstreams whose address is unchanged keep their
+    /// health (see [`tenant::Upstreams`]). Blocks (name resolution, file reads): call it off
+    /// the async runtime.
     pub fn reload(&self, config: Config) -> Result<(), BuildError> {
-        if let Err(e) = self.shared.tls.reload(&config) {
-            self.shared
-                .metrics
-                .reloads
-                .with_label_values(&["error"])
-                .inc();
-            return Err(e.into());
-        }
+        // One reload at a time, so two cannot interleave their certificates and generations.
+        let _one = self
+            .shared
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outcome = self.prepare(config).map(|(rt, certs)| {
+            self.shared.tls.install(certs);
+            self.shared.runtime.store(Arc::new(rt));
+        });
+        let label = if outcome.is_ok() { "ok" } else { "error" };
+        self.shared
+            .metrics
+            .reloads
+            .with_label_values(&[label])
+            .inc();
+        outcome
+    }
+
+    /// Everything a reload swaps in, built and loaded but not yet in use.
+    fn prepare(&self, config: Config) -> Result<(Runtime, tls::StagedCerts), BuildError> {
+        let certs = self.shared.tls.prepare(&config)?;
         let current = self.shared.runtime.load_full();
-        match Runtime::build(
+        let rt = Runtime::build(
             config,
             &self.shared.extra_filters,
             &self.shared.metrics,
             Some(&current),
-        ) {
-            Ok(rt) => {
-                self.shared.runtime.store(Arc::new(rt));
-                self.shared.metrics.reloads.with_label_values(&["ok"]).inc();
-                Ok(())
-            }
-            Err(e) => {
-                self.shared
-                    .metrics
-                    .reloads
-                    .with_label_values(&["error"])
-                    .inc();
-                Err(e.into())
-            }
-        }
+        )?;
+        Ok((rt, certs))
     }
 
     /// The configuration in force.

@@ -1,8 +1,13 @@
 //! Prometheus metrics, in BridgeCore's own registry.
 //!
 //! Every label is bounded: tenants are the configured names (plus `none` for requests that
-//! matched no tenant), categories and status classes are fixed sets. Raw paths, user ids and
-//! models never become labels.
+//! matched no tenant), categories and status classes are fixed sets, and models are the ones a
+//! tenant's configuration names (plus `other`). Raw paths, user ids and unconfigured model names
+//! never become labels.
+
+use std::collections::{BTreeSet, HashMap};
+
+use bridgecore_filters::Category;
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -56,6 +61,9 @@ pub struct Metrics {
     pub redis_errors: IntCounterVec,
     /// Reads that failed on one upstream and were sent once to another, by tenant.
     pub upstream_retries: IntCounterVec,
+    /// JSON-RPC calls BridgeCore parsed, by tenant, model (configured ones, else `other`) and
+    /// category (`auth`, `read`, `write`, `delete`).
+    pub calls: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -200,7 +208,15 @@ impl Metrics {
             ),
             &["tenant"],
         )?;
+        let calls = IntCounterVec::new(
+            Opts::new(
+                "bridgecore_calls_total",
+                "JSON-RPC calls parsed, by tenant, model (configured models, else `other`) and category",
+            ),
+            &["tenant", "model", "category"],
+        )?;
         for c in [
+            &calls,
             &redis_errors,
             &upstream_retries,
             &cache_requests,
@@ -246,6 +262,7 @@ impl Metrics {
             cache_unknown_writes,
             redis_errors,
             upstream_retries,
+            calls,
         })
     }
 
@@ -299,8 +316,7 @@ impl TenantMetrics {
     }
 
     /// Counts one request of `category` (`None`: not a counted call) answered with `status`.
-    pub fn count(&self, category: Option<bridgecore_filters::Category>, status: u16) {
-        use bridgecore_filters::Category;
+    pub fn count(&self, category: Option<Category>, status: u16) {
         let c = match category {
             Some(Category::Auth) => 0,
             Some(Category::Read) => 1,
@@ -337,5 +353,164 @@ impl Metrics {
             upstream_duration: self.upstream_duration.with_label_values(&[name]),
             in_flight: self.in_flight.with_label_values(&[name]),
         }
+    }
+}
+
+/// The model label of calls on models a tenant's configuration does not name.
+pub const OTHER_MODEL: &str = "other";
+
+/// The call categories of `bridgecore_calls_total`, in index order.
+const CALL_CATEGORIES: [Category; 4] = [
+    Category::Auth,
+    Category::Read,
+    Category::Write,
+    Category::Delete,
+];
+
+/// One tenant's `bridgecore_calls_total` handles: a row of four categories per configured model,
+/// then the `other` row. Built with each configuration generation, so a reload that names new
+/// models counts them from then on; counts of models it keeps carry on (same series).
+pub struct CallMetrics {
+    /// Configured model → row. foldhash, not SipHash: the keys come from the configuration (a
+    /// client can only look names up, not add colliding ones), and the lookup runs per call.
+    rows: HashMap<Box<str>, usize, foldhash::fast::RandomState>,
+    /// `rows.len() + 1` rows of `CALL_CATEGORIES.len()` counters; the last row is `other`.
+    counters: Vec<IntCounter>,
+}
+
+impl CallMetrics {
+    /// Counts one call on `model` (`None`: a call without a model, such as a login) of
+    /// `category`. No allocation: one lookup of the borrowed name, one atomic increment.
+    pub fn count(&self, model: Option<&str>, category: Category) {
+        let row = model
+            .and_then(|m| self.rows.get(m))
+            .copied()
+            .unwrap_or(self.rows.len());
+        let col = match category {
+            Category::Auth => 0,
+            Category::Read => 1,
+            Category::Write => 2,
+            Category::Delete => 3,
+        };
+        if let Some(c) = self.counters.get(row * CALL_CATEGORIES.len() + col) {
+            c.inc();
+        }
+    }
+}
+
+/// The model names a tenant's effective configuration mentions: `cache.models`, the global and
+/// the tenant's `optimizer.models` and `optimizer.expand`.
+fn configured_models<'a>(
+    config: &'a crate::config::Config,
+    tenant: &'a crate::config::TenantConfig,
+) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    out.extend(config.cache.models.keys().map(String::as_str));
+    out.extend(config.optimizer.models.keys().map(String::as_str));
+    out.extend(config.optimizer.expand.keys().map(String::as_str));
+    out.extend(tenant.optimizer.models.keys().map(String::as_str));
+    out.extend(tenant.optimizer.expand.keys().map(String::as_str));
+    out
+}
+
+impl Metrics {
+    /// Resolves the `bridgecore_calls_total` handles of `tenant` under `config`: one row per
+    /// model the configuration names, plus `other`.
+    pub fn calls(
+        &self,
+        config: &crate::config::Config,
+        tenant: &crate::config::TenantConfig,
+    ) -> CallMetrics {
+        let models = configured_models(config, tenant);
+        let mut rows = HashMap::with_capacity_and_hasher(models.len(), Default::default());
+        let mut counters = Vec::with_capacity((models.len() + 1) * CALL_CATEGORIES.len());
+        for (i, model) in models.iter().copied().chain([OTHER_MODEL]).enumerate() {
+            if i < models.len() {
+                rows.insert(Box::from(model), i);
+            }
+            for c in CALL_CATEGORIES {
+                counters.push(self.calls.with_label_values(&[
+                    tenant.name.as_str(),
+                    model,
+                    c.as_str(),
+                ]));
+            }
+        }
+        CallMetrics { rows, counters }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn each_tenant_counts_the_models_its_configuration_names_and_the_rest_as_other() {
+        let text = r#"cache:
+  models: {res.country: {shared: true}}
+optimizer:
+  models: {sale.order: {max_limits: {read: 5}}}
+  expand: {account.move: {partner_id: [name]}}
+tenants:
+  a:
+    upstream: ["127.0.0.1:1"]
+    optimizer:
+      models: {stock.picking: {max_limits: {read: 5}}}
+      expand: {res.users: {company_id: [name]}}
+  b:
+    upstream: ["127.0.0.1:1"]
+"#;
+        let config = Config::from_yaml(text, "t.yaml").unwrap();
+        let m = Metrics::new().unwrap();
+        let a = m.calls(&config, &config.tenants[0]);
+        let b = m.calls(&config, &config.tenants[1]);
+        let models = [
+            "res.country",
+            "sale.order",
+            "account.move",
+            "stock.picking",
+            "res.users",
+            "res.partner",
+        ];
+        for model in models {
+            a.count(Some(model), Category::Read);
+            b.count(Some(model), Category::Write);
+        }
+        a.count(None, Category::Auth);
+        let text = String::from_utf8(m.render()).unwrap();
+        let line = |t: &str, model: &str, c: &str, n: u64| {
+            format!(
+                "bridgecore_calls_total{{category=\"{c}\",model=\"{model}\",tenant=\"{t}\"}} {n}\n"
+            )
+        };
+        for &model in &models[..5] {
+            assert!(
+                text.contains(&line("a", model, "read", 1)),
+                "{model}\n{text}"
+            );
+        }
+        assert!(text.contains(&line("a", "other", "read", 1)), "{text}");
+        assert!(text.contains(&line("a", "other", "auth", 1)), "{text}");
+        // `b` names only the global models: the tenant overrides of `a` are `other` there.
+        for &model in &models[..3] {
+            assert!(
+                text.contains(&line("b", model, "write", 1)),
+                "{model}\n{text}"
+            );
+        }
+        assert!(text.contains(&line("b", "other", "write", 3)), "{text}");
+        assert!(
+            !text.contains("model=\"stock.picking\",tenant=\"b\""),
+            "{text}"
+        );
+        assert!(!text.contains("model=\"res.partner\""), "{text}");
+        // Every series exists from the start: 6 model rows (5 + other) for `a`, 4 for `b`.
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("bridgecore_calls_total{"))
+            .count();
+        assert_eq!(series, (6 + 4) * 4, "{text}");
     }
 }

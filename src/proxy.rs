@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bridgecore_filters::auth::{self, Scopes};
+use bridgecore_filters::cache::key::Identity;
 use bridgecore_filters::classify::class_of_unparsed;
 use bridgecore_filters::encoding::{compressible, negotiate, Coding};
 use bridgecore_filters::error::{api_error, ErrorKind};
@@ -189,7 +190,7 @@ impl ProxyHttp for Proxy {
             }
         };
         ctx.tenant = Some(tenant.clone());
-        self.debug_switch(session, &tenant).await;
+        ctx.ends_session = self.session_switch(session, &tenant).await;
 
         let xmlrpc_db = matches!(ctx.endpoint, Endpoint::XmlRpc { .. })
             && session.req_header().uri.path().rsplit('/').next() == Some("db");
@@ -267,6 +268,11 @@ impl ProxyHttp for Proxy {
                     ctx.stream_copy = Some(BytesMut::new());
                     ctx.guard_db =
                         ctx.endpoint == Endpoint::JsonRpc && !tenant.cfg.allow_database_manager;
+                    // What the route alone says, until the body's end is parsed, and for good
+                    // when it never is (past the parse cap, or cut short): on a route that can
+                    // write, an unknown write, which flushes the tenant before its answer.
+                    ctx.class =
+                        class_of_unparsed(&method, &ctx.endpoint, session.req_header().uri.path());
                 }
             }
         }
@@ -361,6 +367,10 @@ impl ProxyHttp for Proxy {
             }
         }
 
+        if ctx.cache_status.is_none() && method == Method::POST && json_rpc_route(&ctx.endpoint) {
+            // Not looked up (streamed, or not parsed): still a JSON-RPC answer.
+            ctx.cache_status = Some(Status::Bypass);
+        }
         match tenant.acquire().await {
             Some(permit) => ctx.permit = Some(permit),
             None => {
@@ -428,8 +438,9 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // Out of rotation until health checks bring it back; the retry below then picks
-        // another (a sticky session moves to its next upstream).
+        // Out of rotation until health checks bring it back (or, with checks off, until its
+        // cooldown ends); the retry below then picks another (a sticky session moves to its
+        // next upstream).
         if let (Some(t), Some(addr)) = (ctx.tenant.as_ref(), ctx.upstream_addr) {
             if ctx.websocket {
                 t.ws_upstreams.eject(addr);
@@ -752,6 +763,10 @@ impl ProxyHttp for Proxy {
                 can_reuse_downstream: false,
             };
         }
+        // A write that failed or timed out may have been applied: its bump reaches the
+        // generations before the error answer reaches the client.
+        self.settle_generations(ctx, session.req_header().uri.path())
+            .await;
         let upstream = matches!(e.esource(), pingora::ErrorSource::Upstream);
         let (code, kind, message) = match e.etype() {
             ErrorType::HTTPStatus(413) => {
@@ -847,6 +862,12 @@ impl ProxyHttp for Proxy {
             .as_ref()
             .map_or(&self.shared.untenanted, |t| &t.metrics);
         tm.count(ctx.class.map(|c| c.category()), status);
+        if let (Some(call), Some(rt), Some(t)) = (ctx.call.as_deref(), &ctx.runtime, &ctx.tenant) {
+            if let Some(calls) = rt.calls(t) {
+                let class = ctx.class.unwrap_or_else(|| call.class());
+                calls.count(call.model.as_deref(), class.category());
+            }
+        }
         let elapsed = ctx.start.elapsed();
         tm.duration.observe(elapsed.as_secs_f64());
         if let Some(up) = ctx.upstream_time {
@@ -1035,22 +1056,30 @@ impl Proxy {
             && session.response_written().is_none()
     }
 
-    /// A page load with `?debug=` switches the Odoo session's debug mode, which changes what
-    /// `fields_get`, views and menus return: the session's cache entries end here.
-    async fn debug_switch(&self, session: &Session, tenant: &Tenant) {
+    /// The session whose cache entries this request ends (see `settle_generations`): a
+    /// logout's, and a `?debug=` page load's, which switches the Odoo session's debug mode and
+    /// so what `fields_get`, views and menus return. A debug switch ends them twice: here, and
+    /// again once Odoo has answered, so that nothing another tab stored under the old mode
+    /// while Odoo was switching it survives.
+    async fn session_switch(&self, session: &Session, tenant: &Tenant) -> Option<Box<Identity>> {
         let req = session.req_header();
         let debug = req.uri.query().is_some_and(|q| {
             q.split('&')
                 .any(|kv| kv == "debug" || kv.starts_with("debug="))
         });
-        if !debug {
-            return;
+        let logout = matches!(
+            req.uri.path(),
+            "/web/session/destroy" | "/web/session/logout"
+        );
+        if !debug && !logout {
+            return None;
         }
-        if let Some(id) = jsonrpc::session_cookie(&req.headers)
-            .and_then(|sid| self.shared.cache.session_identity(sid))
-        {
+        let id = jsonrpc::session_cookie(&req.headers)
+            .and_then(|sid| self.shared.cache.session_identity(sid))?;
+        if debug {
             self.shared.cache.end_identity(tenant.name(), &id).await;
         }
+        Some(Box::new(id))
     }
 
     /// `GET /<module>/static/<path>` from the tenant's `addons_paths` on disk, as nginx's
@@ -1397,9 +1426,24 @@ impl Proxy {
                 ));
             }
         }
-        self.invalidate_write(ctx, path).await;
+        self.settle_generations(ctx, path).await;
         crate::ws::collect_answer(&self.shared, resp, ctx);
         Ok(())
+    }
+
+    /// What a forwarded request changes in the generations, done before any answer to it
+    /// reaches the client (Odoo's, from `response_filter`, or BridgeCore's error for a failed
+    /// request, from `fail_to_proxy`), and at its end (`logging`) for a request that got
+    /// neither: a write's bumps, and the end of a session's entries (logout, `?debug=`). Each
+    /// once per request.
+    async fn settle_generations(&self, ctx: &mut RequestCtx, path: &str) {
+        if ctx.answered_by.is_some() {
+            return;
+        }
+        self.invalidate_write(ctx, path).await;
+        if let (Some(id), Some(tenant)) = (ctx.ends_session.take(), ctx.tenant.as_ref()) {
+            self.shared.cache.end_identity(tenant.name(), &id).await;
+        }
     }
 
     /// Bumps the generations a forwarded write affects, once per request. `path` is the
@@ -1434,24 +1478,8 @@ impl Proxy {
         let Some(tenant) = ctx.tenant.clone() else {
             return;
         };
-        if ctx.answered_by.is_none() {
-            if ctx.class.is_some_and(Class::is_write) && !ctx.invalidated {
-                let path = session.req_header().uri.path().to_owned();
-                self.invalidate_write(ctx, &path).await;
-            }
-            let req = session.req_header();
-            let logout = matches!(
-                req.uri.path(),
-                "/web/session/destroy" | "/web/session/logout"
-            );
-            if logout {
-                if let Some(id) = jsonrpc::session_cookie(&req.headers)
-                    .and_then(|sid| self.shared.cache.session_identity(sid))
-                {
-                    self.shared.cache.end_identity(tenant.name(), &id).await;
-                }
-            }
-        }
+        self.settle_generations(ctx, session.req_header().uri.path())
+            .await;
         if let Some(pending) = ctx.cache_pending.take() {
             let body = ctx
                 .cache_body
@@ -1549,22 +1577,30 @@ impl Proxy {
         };
         let mut token_sub = None;
         if needs_token {
-            let token = match gate::presented_token(headers, json2) {
-                Ok(Some(t)) => t,
-                Ok(None) => {
-                    api::count_refusal(&self.shared, "missing");
-                    return Some(refuse(
-                        ctx,
-                        ErrorKind::Unauthorized,
-                        "this server requires a BridgeCore token (Authorization: Bearer, or X-BridgeCore-Token)",
-                    ));
-                }
-                Err(r) => {
-                    api::count_refusal(&self.shared, "invalid");
-                    return Some(refuse(ctx, r.kind, r.detail));
-                }
+            // A token seen before is found by its bytes; only a new one is read and verified.
+            let (claims, via_x_token) = match gate::known_token(rt, headers) {
+                Some(known) => (known, false),
+                None => match gate::presented_token(headers, json2) {
+                    Ok(Some(token)) => (
+                        gate::verify(rt, token),
+                        headers.contains_key(&auth::X_BRIDGECORE_TOKEN_NAME),
+                    ),
+                    Ok(None) => {
+                        api::count_refusal(&self.shared, "missing");
+                        return Some(refuse(
+                            ctx,
+                            ErrorKind::Unauthorized,
+                            "this server requires a BridgeCore token (Authorization: Bearer, or X-BridgeCore-Token)",
+                        ));
+                    }
+                    Err(r) => (Err(r), false),
+                },
             };
-            let authed = match gate::authenticate(&self.shared, rt, token).await {
+            let authed = match claims {
+                Ok(claims) => gate::session_of(&self.shared, claims).await,
+                Err(r) => Err(r),
+            };
+            let authed = match authed {
                 Ok(a) => a,
                 Err(r) => {
                     api::count_refusal(&self.shared, "invalid");
@@ -1636,9 +1672,8 @@ impl Proxy {
                 ctx.odoo_session = Some(s.odoo_session.clone());
             }
             token_sub = Some(authed.claims.sub.clone());
-            let x_token = HeaderName::from_static(auth::X_BRIDGECORE_TOKEN);
-            ctx.token_header = Some(if headers.contains_key(&x_token) {
-                x_token
+            ctx.token_header = Some(if via_x_token {
+                auth::X_BRIDGECORE_TOKEN_NAME.clone()
             } else {
                 header::AUTHORIZATION
             });
@@ -1763,6 +1798,10 @@ impl Proxy {
                 head.insert_header(name, value)?;
             }
         }
+        if json_rpc_route(&ctx.endpoint) && !head.headers.contains_key(&X_CACHE) {
+            // BridgeCore's own answer on a JSON-RPC route (an error, a refusal, a filter's).
+            head.insert_header(X_CACHE.clone(), Status::Bypass.as_str())?;
+        }
         let min_size = ctx
             .runtime
             .as_ref()
@@ -1805,6 +1844,11 @@ fn hit_reply(
             .with_header(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
     reply
+}
+
+/// Whether `endpoint`'s answers are JSON-RPC (or `/json/2` JSON), which carry `X-Cache`.
+fn json_rpc_route(endpoint: &Endpoint) -> bool {
+    endpoint.is_rpc() && !matches!(endpoint, Endpoint::XmlRpc { .. })
 }
 
 /// Applies the chain's header edits to a reply BridgeCore writes itself.
@@ -1910,10 +1954,11 @@ fn own_answer_headers(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()>
         .and_then(|r| r.config.server.hsts.as_deref())
         .filter(|_| ctx.tls);
     let h = &mut parts.headers;
-    // Room for exactly what is added: Pingora sizes Odoo's header map to the headers it sent,
-    // and one more than fits costs a rehash of them all.
+    // Room for what is added here and for the `Connection` header Pingora adds when it writes
+    // the head (its `Date` replaces Odoo's): Pingora sizes Odoo's header map to the headers it
+    // sent, and one more than fits costs a rehash of them all.
     h.reserve(
-        1 + usize::from(ctx.cache_status.is_some())
+        2 + usize::from(ctx.cache_status.is_some())
             + usize::from(hsts.is_some())
             + if ctx.limit.is_some() { 3 } else { 0 },
     );

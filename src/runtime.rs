@@ -11,7 +11,7 @@ use bridgecore_filters::{Chain, Filter};
 use ipnet::IpNet;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{CallMetrics, Metrics};
 use bridgecore_filters::expand::ExpandFilter;
 use bridgecore_filters::rate_limit::{CategoryRates, RateLimitError, RateLimitPolicy};
 use bridgecore_filters::rewrite::{FieldsCatalog, OptimizerFilter, OptimizerSet};
@@ -73,6 +73,9 @@ pub struct Runtime {
     pub optimizer: Arc<OptimizerSet>,
     /// `fields_get` answers per tenant, model and credential, for this generation.
     pub fields: Arc<FieldsCatalog>,
+    /// Per-model call counters of each tenant, by the tenant's address (its `Arc` is held by
+    /// `tenants` for as long as this generation lives): a hash of one word per call.
+    calls: HashMap<usize, CallMetrics, foldhash::fast::RandomState>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -100,7 +103,11 @@ impl Runtime {
                 by_host.insert(h.to_ascii_lowercase(), i);
             }
             by_name.insert(t.name.clone(), i);
-            tenants.push(Tenant::new(t.clone(), metrics)?);
+            tenants.push(Tenant::new(
+                t.clone(),
+                metrics,
+                previous.and_then(|p| p.tenant(&t.name)).map(|p| &**p),
+            )?);
         }
         // One set of optimizer settings and one `fields_get` catalog per generation: a reload
         // changes every rewrite at once and starts with no field lists remembered.
@@ -154,6 +161,11 @@ impl Runtime {
                 limits = limits.with_tenant(t.name.clone(), &overrides)?;
             }
         }
+        let calls = tenants
+            .iter()
+            .zip(&config.tenants)
+            .map(|(t, c)| (Arc::as_ptr(t) as usize, metrics.calls(&config, c)))
+            .collect();
         Ok(Runtime {
             optimizer,
             fields,
@@ -165,7 +177,13 @@ impl Runtime {
             by_name,
             chain,
             codings,
+            calls,
         })
+    }
+
+    /// `tenant`'s per-model call counters (`None` for a tenant of another generation).
+    pub fn calls(&self, tenant: &Arc<Tenant>) -> Option<&CallMetrics> {
+        self.calls.get(&(Arc::as_ptr(tenant) as usize))
     }
 
     /// A tenant by name.

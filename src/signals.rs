@@ -34,10 +34,16 @@ impl BackgroundService for ReloadOnHangup {
                     let path = self.path.clone();
                     let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
                     match loaded {
-                        Ok(Ok(cfg)) => match self.handle.reload(cfg) {
-                            Ok(()) => log::info!("configuration reloaded from {}", self.path.display()),
-                            Err(e) => log::error!("reload refused, keeping the old configuration: {e}"),
-                        },
+                        Ok(Ok(cfg)) => {
+                            // Building a generation resolves names and reads key files: off
+                            // the runtime's threads.
+                            let handle = self.handle.clone();
+                            match tokio::task::spawn_blocking(move || handle.reload(cfg)).await {
+                                Ok(Ok(())) => log::info!("configuration reloaded from {}", self.path.display()),
+                                Ok(Err(e)) => log::error!("reload refused, keeping the old configuration: {e}"),
+                                Err(e) => log::error!("reload failed: {e}"),
+                            }
+                        }
                         Ok(Err(errors)) => {
                             self.handle.shared.metrics.reloads.with_label_values(&["error"]).inc();
                             for e in &errors.0 {

@@ -4,9 +4,9 @@
 //! `Arc<Tenant>` they started with, so a reload never changes the upstream under a request.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -45,14 +45,22 @@ pub enum TenantError {
 /// rendezvous hashing over the upstreams in rotation: the same on every BridgeCore instance,
 /// and when an upstream leaves only its own sessions move. Requests without a session go round
 /// robin, or to the upstream with the fewest requests in flight (`balance: least_connections`).
+///
+/// An upstream's health (in rotation or not, the check streaks, when it left) and its count of
+/// requests in flight belong to the address, not to the configuration generation: a reload
+/// hands them to the new set for every address it keeps, so a SIGHUP never puts a dead
+/// upstream back in rotation.
 #[derive(Debug)]
 pub struct Upstreams {
     addrs: Vec<SocketAddr>,
     next: AtomicUsize,
-    health: Vec<Health>,
+    health: Vec<Arc<Health>>,
     /// Requests in flight to each upstream (counted by [`InFlight`] guards).
     in_flight: Vec<Arc<AtomicUsize>>,
     balance: Balance,
+    /// With active health checks off, how long an ejected upstream stays out before requests
+    /// try it again; `None` when the checks decide.
+    cooldown: Option<Duration>,
 }
 
 /// One request in flight to an upstream: counted while the guard lives, so every way a request
@@ -79,6 +87,8 @@ struct Health {
     up: AtomicBool,
     ok_streak: AtomicU32,
     fail_streak: AtomicU32,
+    /// When it last left rotation (or failed again while out), as [`now_ms`].
+    down_since: AtomicU64,
 }
 
 impl Default for Health {
@@ -87,8 +97,24 @@ impl Default for Health {
             up: AtomicBool::new(true),
             ok_streak: AtomicU32::new(0),
             fail_streak: AtomicU32::new(0),
+            down_since: AtomicU64::new(0),
         }
     }
+}
+
+impl Health {
+    /// Out of rotation from now. The time is stored before the flag (and the flag released),
+    /// so whoever sees it down also sees since when. Returns whether it was up.
+    fn take_down(&self) -> bool {
+        self.down_since.store(now_ms(), Ordering::Relaxed);
+        self.up.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Milliseconds on a monotonic clock (since the first call in this process).
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Rendezvous weight of `addr` for `key`: FNV-1a then a SplitMix64 finaliser, spelled out so
@@ -113,7 +139,15 @@ fn weight(key: &str, addr: &SocketAddr) -> u64 {
 }
 
 impl Upstreams {
-    fn resolve(tenant: &str, list: &[String], balance: Balance) -> Result<Self, TenantError> {
+    /// Resolves `list`. An address that `previous` (the same tenant's set in the generation
+    /// being replaced) also has keeps its health and its count of requests in flight.
+    fn resolve(
+        tenant: &str,
+        list: &[String],
+        balance: Balance,
+        cooldown: Option<Duration>,
+        previous: Option<&Upstreams>,
+    ) -> Result<Self, TenantError> {
         let mut addrs = Vec::with_capacity(list.len());
         for entry in list {
             let resolved = entry
@@ -131,10 +165,14 @@ impl Upstreams {
                 })?;
             addrs.push(resolved);
         }
-        let health = addrs.iter().map(|_| Health::default()).collect();
+        let kept = |addr: &SocketAddr| previous.and_then(|p| p.index(*addr).map(|i| (p, i)));
+        let health = addrs
+            .iter()
+            .map(|a| kept(a).map_or_else(Arc::default, |(p, i)| p.health[i].clone()))
+            .collect();
         let in_flight = addrs
             .iter()
-            .map(|_| Arc::new(AtomicUsize::new(0)))
+            .map(|a| kept(a).map_or_else(Arc::default, |(p, i)| p.in_flight[i].clone()))
             .collect();
         Ok(Upstreams {
             addrs,
@@ -142,7 +180,33 @@ impl Upstreams {
             health,
             in_flight,
             balance,
+            cooldown,
         })
+    }
+
+    /// Whether upstream `i` is in rotation. Without active checks, one that has been out for
+    /// `cooldown` is put back (and taken out again by its next failed connection).
+    fn in_rotation(&self, i: usize) -> bool {
+        let h = &self.health[i];
+        if h.up.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(cooldown) = self.cooldown else {
+            return false;
+        };
+        let out_for = now_ms().saturating_sub(h.down_since.load(Ordering::Relaxed));
+        if u128::from(out_for) < cooldown.as_millis() {
+            return false;
+        }
+        h.fail_streak.store(0, Ordering::Relaxed);
+        if !h.up.swap(true, Ordering::AcqRel) {
+            log::info!(
+                "upstream {} back in rotation: out for {}",
+                self.addrs[i],
+                humantime::format_duration(cooldown)
+            );
+        }
+        true
     }
 
     /// The upstream for a request: the session's own (`sticky`), or the next by the balancing
@@ -166,10 +230,8 @@ impl Upstreams {
             _ => {}
         }
         let usable = |i: usize| self.addrs.len() == 1 || Some(self.addrs[i]) != avoid;
-        let any_up =
-            (0..self.addrs.len()).any(|i| usable(i) && self.health[i].up.load(Ordering::Relaxed));
-        let eligible =
-            |i: &usize| usable(*i) && (!any_up || self.health[*i].up.load(Ordering::Relaxed));
+        let any_up = (0..self.addrs.len()).any(|i| usable(i) && self.in_rotation(i));
+        let eligible = |i: &usize| usable(*i) && (!any_up || self.in_rotation(*i));
         if let Some(key) = sticky.filter(|k| !k.is_empty()) {
             return (0..self.addrs.len())
                 .filter(eligible)
@@ -206,17 +268,22 @@ impl Upstreams {
 
     /// Whether `addr` is in rotation.
     pub fn is_up(&self, addr: SocketAddr) -> bool {
-        self.index(addr)
-            .is_some_and(|i| self.health[i].up.load(Ordering::Relaxed))
+        self.index(addr).is_some_and(|i| self.in_rotation(i))
     }
 
     /// A connection to `addr` was refused or timed out: out of rotation until health checks
-    /// bring it back.
+    /// bring it back, or, with checks off, for the cooldown.
     pub fn eject(&self, addr: SocketAddr) {
         if let Some(h) = self.index(addr).map(|i| &self.health[i]) {
             h.ok_streak.store(0, Ordering::Relaxed);
-            if h.up.swap(false, Ordering::Relaxed) {
-                log::warn!("upstream {addr} out of rotation: connection failed");
+            if h.take_down() {
+                match self.cooldown {
+                    Some(c) => log::warn!(
+                        "upstream {addr} out of rotation for {}: connection failed",
+                        humantime::format_duration(c)
+                    ),
+                    None => log::warn!("upstream {addr} out of rotation: connection failed"),
+                }
             }
         }
     }
@@ -227,11 +294,11 @@ impl Upstreams {
         if ok {
             h.fail_streak.store(0, Ordering::Relaxed);
             let streak = h.ok_streak.fetch_add(1, Ordering::Relaxed) + 1;
-            (streak >= rise && !h.up.swap(true, Ordering::Relaxed)).then_some(true)
+            (streak >= rise && !h.up.swap(true, Ordering::AcqRel)).then_some(true)
         } else {
             h.ok_streak.store(0, Ordering::Relaxed);
             let streak = h.fail_streak.fetch_add(1, Ordering::Relaxed) + 1;
-            (streak >= fall && h.up.swap(false, Ordering::Relaxed)).then_some(false)
+            (streak >= fall && h.take_down()).then_some(false)
         }
     }
 
@@ -267,10 +334,29 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl Tenant {
-    /// Builds a tenant, resolving its upstream addresses.
-    pub fn new(cfg: TenantConfig, metrics: &Metrics) -> Result<Arc<Self>, TenantError> {
-        let upstreams = Upstreams::resolve(&cfg.name, &cfg.upstream, cfg.balance)?;
-        let ws_upstreams = Upstreams::resolve(&cfg.name, &cfg.websocket_upstream, cfg.balance)?;
+    /// Builds a tenant, resolving its upstream addresses. `previous` is the tenant of the same
+    /// name in the generation a reload replaces: its upstreams' health carries over.
+    pub fn new(
+        cfg: TenantConfig,
+        metrics: &Metrics,
+        previous: Option<&Tenant>,
+    ) -> Result<Arc<Self>, TenantError> {
+        let hc = &cfg.health_check;
+        let cooldown = hc.interval.is_zero().then_some(hc.cooldown);
+        let upstreams = Upstreams::resolve(
+            &cfg.name,
+            &cfg.upstream,
+            cfg.balance,
+            cooldown,
+            previous.map(|p| &p.upstreams),
+        )?;
+        let ws_upstreams = Upstreams::resolve(
+            &cfg.name,
+            &cfg.websocket_upstream,
+            cfg.balance,
+            cooldown,
+            previous.map(|p| &p.ws_upstreams),
+        )?;
         let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         let metrics = metrics.tenant(&cfg.name);
         let http = HttpOdooClient::http_client(&cfg).map_err(|e| TenantError::Client {
@@ -321,7 +407,66 @@ mod tests {
 
     fn set(balance: Balance) -> Upstreams {
         let list = ["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()];
-        Upstreams::resolve("t", &list, balance).unwrap()
+        Upstreams::resolve("t", &list, balance, None, None).unwrap()
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_reloaded_set_keeps_the_state_of_the_addresses_it_keeps() {
+        let old = set(Balance::RoundRobin);
+        let (a, b, c) = (addr(1), addr(2), addr(3));
+        // a failed two checks (one short of `fall`), b was ejected, one request is on a.
+        old.report(a, false, 2, 3);
+        old.report(a, false, 2, 3);
+        old.eject(b);
+        let on_a = old.track(a).unwrap();
+        let list = [a, b, c].map(|x| x.to_string());
+        let new = Upstreams::resolve("t", &list, Balance::RoundRobin, None, Some(&old)).unwrap();
+        assert!(new.is_up(a) && !new.is_up(b) && new.is_up(c));
+        assert_eq!(new.in_flight(a), 1);
+        for _ in 0..6 {
+            assert_ne!(new.pick(None), Some(b));
+        }
+        // The streaks carried on: a third failure takes a out, two good checks bring b back.
+        assert_eq!(new.report(a, false, 2, 3), Some(false));
+        assert_eq!(new.report(b, true, 2, 3), None);
+        assert_eq!(new.report(b, true, 2, 3), Some(true));
+        // The generations share it: a request of the old one that ends, or fails, counts.
+        drop(on_a);
+        assert_eq!(new.in_flight(a), 0);
+        old.eject(c);
+        assert!(new.is_up(c), "c is new: the old set never had it");
+        old.eject(b);
+        assert!(!new.is_up(b));
+    }
+
+    #[test]
+    fn without_checks_an_ejected_upstream_returns_after_the_cooldown() {
+        let list = ["127.0.0.1:1".to_owned(), "127.0.0.1:2".to_owned()];
+        let cooldown = Duration::from_millis(200);
+        let s = Upstreams::resolve("t", &list, Balance::RoundRobin, Some(cooldown), None).unwrap();
+        let (a, b) = (addr(1), addr(2));
+        s.eject(b);
+        let out = Instant::now();
+        for _ in 0..4 {
+            assert_eq!(s.pick(None), Some(a));
+        }
+        while !s.is_up(b) {
+            assert!(out.elapsed() < Duration::from_secs(5), "never came back");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(out.elapsed() >= cooldown / 2, "{:?}", out.elapsed());
+        let picks: Vec<_> = (0..4).map(|_| s.pick(None).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|p| **p == b).count(), 2);
+        // With checks on (no cooldown), only a good check brings it back.
+        let checked = set(Balance::RoundRobin);
+        checked.eject(b);
+        std::thread::sleep(cooldown);
+        assert!(!checked.is_up(b));
+        assert_eq!(checked.report(b, true, 1, 3), Some(true));
     }
 
     #[test]

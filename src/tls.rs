@@ -8,20 +8,50 @@
 //! client that names no known host, or none at all, gets the listener's first certificate.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use pingora::tls::sign::CertifiedKey;
+use pingora::tls::sign::{CertifiedKey, SigningKey};
 use pingora::tls::{ClientHello, CryptoProvider, ResolvesServerCert};
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::ResolvesServerCertUsingSni;
 
 use crate::config::Config;
 
 /// Why a listener's certificates could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[error("server.tls: {0}")]
-pub struct TlsError(String);
+pub enum TlsError {
+    /// A certificate or key file is unreadable, is not PEM, or the two do not match.
+    #[error("server.tls: {0}")]
+    Pem(#[from] PemError),
+    /// The listeners cannot change this way (a new address needs a restart).
+    #[error("server.tls: {0}")]
+    Listener(String),
+}
+
+/// What is wrong with one listener's certificate chain or private key, by file: configuration
+/// validation (`bridgecore --test`) reports it at the YAML value that names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// The certificate chain file (`server.tls[].cert`).
+    #[error("`{}`: {reason}", path.display())]
+    Cert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The private key file (`server.tls[].key`), or a key that is not the certificate's.
+    #[error("`{}`: {reason}", path.display())]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
 
 /// What one listen address serves: the SNI table and the fallback.
 struct Certs {
@@ -52,33 +82,94 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
-fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
-    pingora::tls::install_default_crypto_provider();
-    let (chain, key_der) =
-        pingora::tls::load_certs_and_key_files(&cert.to_string_lossy(), &key.to_string_lossy())
-            .map_err(|e| TlsError(format!("`{}`/`{}`: {e}", cert.display(), key.display())))?
-            .ok_or_else(|| {
-                TlsError(format!(
-                    "`{}` holds no certificate or `{}` no private key",
-                    cert.display(),
-                    key.display()
-                ))
-            })?;
-    let provider = CryptoProvider::get_default()
-        .ok_or_else(|| TlsError("no TLS crypto provider installed".into()))?;
-    let signing = provider
+/// Reads a PEM certificate chain (leaf first), refusing a file that holds none.
+fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let err = |reason: String| PemError::Cert {
+        path: path.to_owned(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(pem_reason(e)))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(pem_reason(e)))?;
+    if chain.is_empty() {
+        return Err(err(
+            "holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)".into(),
+        ));
+    }
+    Ok(chain)
+}
+
+/// Reads the first PEM private key (PKCS#8, PKCS#1 or SEC1) and loads it for signing.
+fn read_key(path: &Path, provider: &CryptoProvider) -> Result<Arc<dyn SigningKey>, PemError> {
+    let err = |reason: String| PemError::Key {
+        path: path.to_owned(),
+        reason,
+    };
+    let der = match PrivateKeyDer::from_pem_file(path) {
+        Ok(der) => der,
+        Err(pem::Error::NoItemsFound) => {
+            return Err(err(
+                "holds no PEM private key (`-----BEGIN PRIVATE KEY-----`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`)".into(),
+            ))
+        }
+        Err(e) => return Err(err(pem_reason(e))),
+    };
+    provider
         .key_provider
-        .load_private_key(key_der)
-        .map_err(|e| TlsError(format!("`{}`: {e}", key.display())))?;
+        .load_private_key(der)
+        .map_err(|e| err(format!("not a usable private key: {e}")))
+}
+
+fn pem_reason(e: pem::Error) -> String {
+    match e {
+        pem::Error::Io(e) => format!("cannot read it: {e}"),
+        e => format!("not valid PEM: {e}"),
+    }
+}
+
+/// Loads and checks a certificate chain and its private key: both parse, the leaf certificate
+/// is well-formed and the key is the one it certifies. Every problem found is returned, each
+/// blamed on its file (both files when both are broken).
+pub fn check_pair(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, Vec<PemError>> {
+    pingora::tls::install_default_crypto_provider();
+    let Some(provider) = CryptoProvider::get_default() else {
+        return Err(vec![PemError::Key {
+            path: key.to_owned(),
+            reason: "no TLS crypto provider is installed".into(),
+        }]);
+    };
+    let (chain, signing) = match (read_chain(cert), read_key(key, provider)) {
+        (Ok(chain), Ok(signing)) => (chain, signing),
+        (chain, signing) => {
+            return Err(chain.err().into_iter().chain(signing.err()).collect());
+        }
+    };
     let ck = CertifiedKey::new(chain, signing);
-    ck.keys_match().map_err(|e| {
-        TlsError(format!(
-            "`{}` and `{}` do not match: {e}",
-            cert.display(),
-            key.display()
-        ))
-    })?;
-    Ok(Arc::new(ck))
+    match ck.keys_match() {
+        Ok(()) => Ok(Arc::new(ck)),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(vec![PemError::Key {
+            path: key.to_owned(),
+            reason: format!(
+                "is not the private key of the certificate in `{}`",
+                cert.display()
+            ),
+        }]),
+        Err(e) => Err(vec![PemError::Cert {
+            path: cert.to_owned(),
+            reason: format!("not a valid certificate: {e}"),
+        }]),
+    }
+}
+
+fn load(cert: &Path, key: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    // The first problem is enough for a refused start or reload (`--test` lists them all).
+    check_pair(cert, key).map_err(|errors| {
+        errors.into_iter().next().map_or_else(
+            || TlsError::Listener(format!("`{}` cannot be loaded", cert.display())),
+            TlsError::Pem,
+        )
+    })
 }
 
 /// Loads the certificates of every TLS listen address, by address.
@@ -132,17 +223,26 @@ impl TlsListeners {
         self.resolvers.iter().map(|(a, r)| (a.as_str(), r))
     }
 
-    /// Re-reads the certificates for a new configuration. Addresses cannot change without a
-    /// restart; a certificate that fails to load keeps the old ones everywhere.
-    pub fn reload(&self, config: &Config) -> Result<(), TlsError> {
-        let mut new = build(config)?;
+    /// Loads the certificates of a new configuration without installing them: a reload
+    /// installs them with [`TlsListeners::install`] only once everything else of the new
+    /// configuration has been built, so a refused reload changes nothing. Addresses cannot
+    /// change without a restart.
+    pub fn prepare(&self, config: &Config) -> Result<StagedCerts, TlsError> {
+        let new = build(config)?;
         for addr in new.keys() {
             if !self.resolvers.contains_key(addr) {
-                return Err(TlsError(format!(
+                return Err(TlsError::Listener(format!(
                     "`{addr}` is a new TLS listen address: it needs a restart (or a graceful upgrade)"
                 )));
             }
         }
+        Ok(StagedCerts(new))
+    }
+
+    /// Swaps in certificates loaded by [`TlsListeners::prepare`]: new handshakes use them,
+    /// open connections carry on.
+    pub fn install(&self, staged: StagedCerts) {
+        let mut new = staged.0;
         for (addr, resolver) in &self.resolvers {
             match new.remove(addr) {
                 Some(certs) => resolver.certs.store(Arc::new(certs)),
@@ -151,6 +251,14 @@ impl TlsListeners {
                 ),
             }
         }
-        Ok(())
+    }
+}
+
+/// Certificates loaded for a reload, not yet in use.
+pub struct StagedCerts(BTreeMap<String, Certs>);
+
+impl std::fmt::Debug for StagedCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
     }
 }

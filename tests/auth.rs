@@ -830,12 +830,12 @@ async fn a_verifying_instance_takes_keys_from_a_jwks_url_and_keeps_them_when_it_
     );
     // The issuing instance signs with the private key; the other only knows the JWKS.
     let issuer_top = format!(
-        "redis: {{url: \"{redis}\"}}\nauth:\n  jwt: {{algorithm: RS256, public_key_file: \"{}\", private_key_file: \"{}\"}}\n",
+        "redis: {{url: \"{redis}\"}}\ncache: {{key_secret: \"a-shared-cache-key-secret-for-tests\"}}\nauth:\n  jwt: {{algorithm: RS256, public_key_file: \"{}\", private_key_file: \"{}\"}}\n",
         testdata("rsa_public.pem").display(),
         testdata("rsa_private.pem").display()
     );
     let verifier_top = format!(
-        "redis: {{url: \"{redis}\"}}\nauth:\n  jwt: {{algorithm: RS256, jwks_url: \"http://127.0.0.1:{port}/jwks\", jwks_refresh: 1s}}\n"
+        "redis: {{url: \"{redis}\"}}\ncache: {{key_secret: \"a-shared-cache-key-secret-for-tests\"}}\nauth:\n  jwt: {{algorithm: RS256, jwks_url: \"http://127.0.0.1:{port}/jwks\", jwks_refresh: 1s}}\n"
     );
     let (a_text, _, _) = yaml(
         &[TenantSpec::for_odoo(&name, &["erp.example.com"], &odoo)],

@@ -740,8 +740,170 @@ async fn logout_and_debug_end_a_sessions_entries() {
     // Another session's entries stay.
     let other = h.odoo.new_session(2);
     partners(&h, &other, json!({}), 5).await;
-    post_as(h.url("/web/session/destroy"), &sid, &rpc(json!({}), 6)).await;
-    assert_eq!(partners(&h, &other, json!({}), 7).await.0, "HIT");
+    let r = post_as(h.url("/web/session/destroy"), &sid, &rpc(json!({}), 6)).await;
+    assert_eq!(r.status(), 200);
+    // The destroyed session's entry is gone as soon as the logout is answered: its reads go to
+    // Odoo, which refuses them.
+    let (x, b) = partners(&h, &sid, json!({}), 7).await;
+    assert_eq!(x, "MISS", "{b}");
+    assert!(b.get("result").is_none(), "{b}");
+    assert!(b.get("error").is_some(), "{b}");
+    assert_eq!(partners(&h, &other, json!({}), 8).await.0, "HIT");
+}
+
+#[tokio::test]
+async fn a_read_stored_while_odoo_switches_debug_mode_does_not_outlive_the_switch() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    partners(&h, &sid, json!({}), 1).await;
+    assert_eq!(partners(&h, &sid, json!({}), 2).await.0, "HIT");
+    // Odoo takes a while to answer the page load that switches the session's debug mode.
+    h.odoo.set_path_delay("/odoo", Duration::from_millis(600));
+    let page = {
+        let (url, sid) = (h.url("/odoo?debug=1"), sid.clone());
+        tokio::spawn(async move {
+            client()
+                .get(url)
+                .header("cookie", format!("session_id={sid}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another tab reads meanwhile: the entry from before the switch is gone, and the new one
+    // is made while Odoo may still answer in the old mode.
+    assert_eq!(partners(&h, &sid, json!({}), 3).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, json!({}), 4).await.0, "HIT");
+    assert!(page.await.unwrap().as_u16() < 500);
+    // Once the switch is answered, nothing stored during it is served.
+    assert_eq!(partners(&h, &sid, json!({}), 5).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, json!({}), 6).await.0, "HIT");
+}
+
+#[tokio::test]
+async fn a_write_too_big_to_parse_still_flushes_the_tenant() {
+    let h = Harness::with(Dataset::demo(), graph_tenant(), TOP, Vec::new());
+    wait_for_graph(&h).await;
+    let sid = h.odoo.new_session(2);
+    let read = || async {
+        call_kw(
+            &base(&h),
+            &sid,
+            "res.partner",
+            "read",
+            json!([[3]]),
+            json!({"fields": ["name"]}),
+            1,
+        )
+        .await
+    };
+    assert_eq!(read().await.0, "MISS");
+    assert_eq!(read().await.0, "HIT");
+    // A large image: the body (past the 8 MiB parse cap) streams to Odoo unparsed, so
+    // BridgeCore cannot tell its model: it counts as an unknown write.
+    let image = "iVBORw0KGgo".repeat(900 * 1024);
+    assert!(image.len() > 9 * 1024 * 1024);
+    let (x, b) = call_kw(
+        &base(&h),
+        &sid,
+        "res.partner",
+        "write",
+        json!([[3], {"name": "Written With A Large Image", "image_1920": image}]),
+        json!({}),
+        2,
+    )
+    .await;
+    assert_eq!(b["result"], true, "{}", b.get("error").unwrap_or(&b));
+    assert_eq!(x, "BYPASS");
+    let (x, b) = read().await;
+    assert_eq!(x, "MISS");
+    assert_eq!(b["result"][0]["name"], "Written With A Large Image");
+    metric_appears(
+        &h.bc,
+        "bridgecore_cache_unknown_writes_total{route=\"/web/dataset\",tenant=\"odoo\"} 1",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bridgecores_own_json_rpc_answers_say_bypass() {
+    let h = Harness::with(Dataset::demo(), "", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    // A malformed JSON-RPC body: BridgeCore's 400.
+    let r = client()
+        .post(h.url("/web/dataset/call_kw"))
+        .header("cookie", format!("session_id={sid}"))
+        .header("content-type", "application/json")
+        .body("{\"jsonrpc\": \"2.0\", \"params\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["x-cache"], "BYPASS");
+    assert!(r.json::<Value>().await.unwrap()["error"].is_object());
+    // A dead upstream: BridgeCore's 502, for a cacheable read.
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let (text, _, _) = yaml(
+        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
+        TOP,
+    );
+    odoo.stop();
+    let bc = start_yaml(&text, Vec::new());
+    let r = post_as(
+        format!("http://{}/web/dataset/call_kw", bc.addr()),
+        &sid,
+        &rpc(
+            json!({"model": "res.partner", "method": "search_read", "args": [[]], "kwargs": {}}),
+            3,
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["x-cache"], "BYPASS");
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["id"], 3);
+    assert!(b["error"].is_object(), "{b}");
+}
+
+#[tokio::test]
+async fn a_write_that_times_out_flushes_before_its_504() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = Harness::with(Dataset::demo(), "timeout: 500ms\n", TOP, Vec::new());
+    let sid = h.odoo.new_session(2);
+    assert_eq!(partners(&h, &sid, json!({}), 1).await.0, "MISS");
+    assert_eq!(partners(&h, &sid, json!({}), 2).await.0, "HIT");
+    // A write whose upload stalls (a large note, its last byte never sent): Odoo never answers,
+    // and BridgeCore gives up after the tenant's timeout while the client is still sending.
+    let body = serde_json::to_vec(&rpc(
+        json!({"model": "res.partner", "method": "write", "args": [[3], {"comment": "x".repeat(100 * 1024)}], "kwargs": {}}),
+        3,
+    ))
+    .unwrap();
+    let mut conn = tokio::net::TcpStream::connect(h.bc.addr()).await.unwrap();
+    let head = format!(
+        "POST /web/dataset/call_kw HTTP/1.1\r\nHost: erp.example.com\r\nCookie: session_id={sid}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(&body[..body.len() - 1]).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("an answer within the timeout")
+            .unwrap();
+        assert!(n > 0, "closed without an answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    // The client re-reads at once (its upload still open): the cached read is gone.
+    let (x, b) = partners(&h, &sid, json!({}), 4).await;
+    assert_eq!(x, "MISS", "{b}");
+    drop(conn);
 }
 
 #[tokio::test]
@@ -795,7 +957,7 @@ async fn the_memory_store_stays_within_max_memory_under_churn() {
 async fn redis_stopping_mid_run_means_bypass_not_errors() {
     let mut own = OwnRedis::start();
     let cache = format!(
-        "redis:\n  url: \"redis://127.0.0.1:{}/0\"\ncache:\n  backend: redis\n",
+        "redis:\n  url: \"redis://127.0.0.1:{}/0\"\ncache:\n  backend: redis\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n",
         own.port
     );
     let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
@@ -905,7 +1067,7 @@ async fn a_redis_that_never_answers_means_bypass_quickly() {
         }
     });
     let cache =
-        format!("redis:\n  url: \"redis://127.0.0.1:{port}/0\"\ncache:\n  backend: redis\n");
+        format!("redis:\n  url: \"redis://127.0.0.1:{port}/0\"\ncache:\n  backend: redis\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n");
     let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
     let sid = h.odoo.new_session(2);
     let started = std::time::Instant::now();

@@ -182,3 +182,52 @@ fn a_key_file_that_does_not_parse_fails_the_check() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn tls_files_that_are_not_pem_fail_the_check_at_their_values() {
+    // What the systemd unit's ExecStartPre/ExecReload would meet: a certificate and a key
+    // that exist but hold something else (a truncated copy, the wrong file).
+    let dir = tempfile::tempdir().unwrap();
+    let garbage_cert = dir.path().join("fullchain.pem");
+    let garbage_key = dir.path().join("privkey.pem");
+    std::fs::write(&garbage_cert, "<html>404 Not Found</html>\n").unwrap();
+    std::fs::write(
+        &garbage_key,
+        "-----BEGIN PRIVATE KEY-----\nthis is not base64 !!!\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let conf = |cert: &Path, key: &Path| {
+        temp_config(&format!(
+            "server:\n  tls:\n    - listen: \"127.0.0.1:8443\"\n      cert: {}\n      key: {}\ntenants:\n  odoo:\n    upstream: [\"odoo:8069\"]\n",
+            cert.display(),
+            key.display()
+        ))
+    };
+    let file = conf(&garbage_cert, &garbage_key);
+    let out = check(file.path());
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
+    let lines = problem_lines(&out, file.path());
+    assert_eq!(lines.len(), 2, "stderr: {}", text(&out.stderr));
+    assert!(
+        lines[0].starts_with("4:13: `server.tls[0].cert`: ")
+            && lines[0].contains(&garbage_cert.display().to_string())
+            && lines[0].contains("holds no PEM certificate"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].starts_with("5:12: `server.tls[0].key`: ")
+            && lines[1].contains(&garbage_key.display().to_string())
+            && lines[1].contains("not valid PEM"),
+        "{lines:#?}"
+    );
+
+    // The real thing at the same place passes.
+    let ck = rcgen::generate_simple_self_signed(vec!["erp.example.com".to_owned()]).unwrap();
+    let cert = dir.path().join("good.crt");
+    let key = dir.path().join("good.key");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let file = conf(&cert, &key);
+    let out = check(file.path());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}

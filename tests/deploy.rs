@@ -81,6 +81,42 @@ fn compose() -> Option<Vec<&'static str>> {
     standalone.then(|| vec!["docker-compose"])
 }
 
+/// The variables a compose file requires (`${NAME:?message}`), in order, without repeats.
+fn required_variables(compose: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for piece in compose.split("${").skip(1) {
+        let Some(end) = piece.find('}') else { continue };
+        if let Some((name, _)) = piece[..end].split_once(":?") {
+            if !out.iter().any(|n| n == name) {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_compose_files_required_variables_are_found() {
+    // Runs without Docker: the list the compose test fills in.
+    let text = std::fs::read_to_string(root().join("deploy/docker-compose.yml")).unwrap();
+    assert_eq!(
+        required_variables(&text),
+        [
+            "POSTGRES_PASSWORD",
+            "BRIDGECORE_CACHE_SECRET",
+            "GRAFANA_ADMIN_PASSWORD"
+        ]
+    );
+    // Each is listed for the operator in deploy/.env.example.
+    let example = std::fs::read_to_string(root().join("deploy/.env.example")).unwrap();
+    for name in required_variables(&text) {
+        assert!(
+            example.lines().any(|l| l.starts_with(&format!("{name}="))),
+            "{name} is missing from deploy/.env.example"
+        );
+    }
+}
+
 #[test]
 fn the_compose_stack_is_valid() {
     let Some(cmd) = compose() else {
@@ -89,7 +125,23 @@ fn the_compose_stack_is_valid() {
     };
     let mut args: Vec<&str> = cmd[1..].to_vec();
     args.extend(["-f", "docker-compose.yml", "config", "-q"]);
-    let out = run(cmd[0], &args, &root().join("deploy")).unwrap();
+    // The stack refuses to start without its secrets (`${VAR:?...}`: POSTGRES_PASSWORD,
+    // BRIDGECORE_CACHE_SECRET, GRAFANA_ADMIN_PASSWORD), which live in deploy/.env: git-ignored, so absent on a fresh
+    // checkout, and deploy/.env.example leaves them empty. Dummy values stand in (the
+    // environment wins over any local deploy/.env).
+    let required = required_variables(
+        &std::fs::read_to_string(root().join("deploy/docker-compose.yml")).unwrap(),
+    );
+    assert!(
+        required.contains(&"POSTGRES_PASSWORD".to_owned()),
+        "{required:?}"
+    );
+    let out = Command::new(cmd[0])
+        .args(&args)
+        .current_dir(root().join("deploy"))
+        .envs(required.iter().map(|v| (v, "compose-config-check")))
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{} config failed:\n{}",
@@ -102,14 +154,31 @@ fn the_compose_stack_is_valid() {
 fn the_stacks_bridgecore_configuration_is_valid() {
     // Checked with the binary itself, not Docker: the stack's YAML must pass `--test` as
     // shipped (its secrets come from the environment, with defaults where the stack has none).
-    let out = Command::new(env!("CARGO_BIN_EXE_bridgecore"))
-        .args(["-c", "deploy/bridgecore.compose.yaml", "--test"])
-        .current_dir(root())
-        .output()
-        .unwrap();
+    // The cache-key secret has none: the stack shares Redis, whose instances must all use the
+    // same one (docker-compose.yml requires it too).
+    let check = |secret: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridgecore"));
+        cmd.args(["-c", "deploy/bridgecore.compose.yaml", "--test"])
+            .current_dir(root());
+        match secret {
+            Some(s) => cmd.env("BRIDGECORE_CACHE_SECRET", s),
+            None => cmd.env_remove("BRIDGECORE_CACHE_SECRET"),
+        };
+        cmd.output().unwrap()
+    };
+    let out = check(Some("compose-config-check"));
     assert!(
         out.status.success(),
         "deploy/bridgecore.compose.yaml does not validate:\n{}",
         text(&out)
     );
+    for missing in [None, Some("")] {
+        let out = check(missing);
+        assert!(!out.status.success(), "{missing:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("BRIDGECORE_CACHE_SECRET") || text(&out).contains("key_secret"),
+            "{missing:?}: {}",
+            text(&out)
+        );
+    }
 }

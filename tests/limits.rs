@@ -321,7 +321,7 @@ async fn instances_sharing_redis_share_one_budget() {
     let clock = clock();
     let name = unique("shared");
     let top = format!(
-        "redis: {{url: \"{}\"}}\nrate_limits: {{read: 5/minute}}\n",
+        "redis: {{url: \"{}\"}}\ncache: {{key_secret: \"a-shared-cache-key-secret-for-tests\"}}\nrate_limits: {{read: 5/minute}}\n",
         redis_url()
     );
     let a = start(&name, "", &top, &clock);
@@ -355,7 +355,7 @@ async fn redis_stopped_mid_run_falls_back_to_local_limits_without_5xx() {
     let mut redis = OwnRedis::start();
     let clock = clock();
     let top = format!(
-        "redis: {{url: \"redis://127.0.0.1:{}/0\"}}\nauth:\n  jwt: {{secret: \"an-hs256-test-secret-of-more-than-32-bytes\"}}\nrate_limits: {{read: 3/minute}}\n",
+        "redis: {{url: \"redis://127.0.0.1:{}/0\"}}\ncache: {{key_secret: \"a-shared-cache-key-secret-for-tests\"}}\nauth:\n  jwt: {{secret: \"an-hs256-test-secret-of-more-than-32-bytes\"}}\nrate_limits: {{read: 3/minute}}\n",
         redis.port
     );
     let s = start("t", "", &top, &clock);

@@ -31,7 +31,7 @@ async fn read(h: &Harness, sid: &str, n: i64) -> u16 {
 async fn redis_failures_are_counted_by_operation_while_requests_keep_working() {
     let mut redis = OwnRedis::start();
     let top = format!(
-        "redis: {{url: \"redis://127.0.0.1:{}/0\"}}\ncache: {{backend: redis}}\nauth:\n  jwt: {{secret: \"an-hs256-test-secret-of-more-than-32-bytes\"}}\n",
+        "redis: {{url: \"redis://127.0.0.1:{}/0\"}}\ncache: {{backend: redis, key_secret: \"a-shared-cache-key-secret-for-tests\"}}\nauth:\n  jwt: {{secret: \"an-hs256-test-secret-of-more-than-32-bytes\"}}\n",
         redis.port
     );
     let h = Harness::with(Dataset::demo(), "", &top, Vec::new());

@@ -184,15 +184,147 @@ async fn a_reload_rereads_the_certificates() {
         .await
         .is_err());
 
-    // A reload with a broken key keeps the current certificate.
+    // A broken key: the configuration no longer validates (what `--test` and SIGHUP see), and
+    // a reload of a configuration validated before the key broke is refused at load time.
+    // Either way the current certificate stays.
+    let validated = Config::from_yaml(&text, "test.yaml").unwrap();
     std::fs::write(&second.key, "not a key").unwrap();
-    assert!(bc
-        .handle()
-        .reload(Config::from_yaml(&text, "test.yaml").unwrap())
-        .is_err());
+    assert!(Config::from_yaml(&text, "test.yaml").is_err());
+    assert!(bc.handle().reload(validated).is_err());
     assert!(https_client(&second.pem, "erp.example.com", tls_addr)
         .get(&url)
         .send()
         .await
         .is_ok());
+}
+
+/// The reload counter's value for `result` (0 before the first).
+fn reloads(bc: &bridgecore::Running, result: &str) -> u64 {
+    let text = String::from_utf8(bc.handle().metrics()).unwrap();
+    let prefix = format!("bridgecore_config_reloads_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_reload_refused_after_loading_new_certificates_keeps_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = make_cert(dir.path(), "erp", &["erp.example.com"]);
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let tls_port = free_port();
+    let text = tls_yaml(&odoo, tls_port, &[&first], "");
+    let bc = start_yaml(&text, Vec::new());
+    let tls_addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    wait_tls(tls_addr).await;
+    let url = format!("https://erp.example.com:{tls_port}/web/login");
+    let works = |pem: &str| {
+        let c = https_client(pem, "erp.example.com", tls_addr);
+        let url = url.clone();
+        async move { c.get(&url).send().await.is_ok() }
+    };
+    assert!(works(&first.pem).await);
+
+    // Renewed certificate files (valid: the new configuration validates), but an upstream that
+    // does not resolve: the build fails after the certificates could have been loaded.
+    let second = make_cert(dir.path(), "erp", &["erp.example.com"]);
+    let broken = text.replace(&odoo.addr().to_string(), "no-such-host.invalid:8069");
+    assert_ne!(broken, text);
+    let err = bc
+        .handle()
+        .reload(Config::from_yaml(&broken, "test.yaml").unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+    assert_eq!(reloads(&bc, "error"), 1);
+
+    // Nothing changed: the old certificate is served, not the new one, and requests still
+    // reach the old upstream.
+    assert!(works(&first.pem).await);
+    assert!(!works(&second.pem).await);
+    let resp = https_client(&first.pem, "erp.example.com", tls_addr)
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        bc.handle().config().tenants[0].upstream,
+        vec![odoo.addr().to_string()]
+    );
+
+    // The same files with a buildable configuration: now the new certificate is served.
+    bc.handle()
+        .reload(Config::from_yaml(&text, "test.yaml").unwrap())
+        .unwrap();
+    assert!(works(&second.pem).await);
+    assert!(!works(&first.pem).await);
+}
+
+#[tokio::test]
+async fn an_unknown_or_missing_server_name_gets_the_first_certificate_and_no_hsts_unless_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // The listener's first entry is the fallback (tls.rs): here the one for other.example.com,
+    // which also covers the names the clients below use without a tenant of their own.
+    let fallback = make_cert(
+        dir.path(),
+        "other",
+        &["other.example.com", "unknown.example.com", "127.0.0.1"],
+    );
+    let erp = make_cert(
+        dir.path(),
+        "erp",
+        &["erp.example.com", "unknown.example.com"],
+    );
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let tls_port = free_port();
+    // No `hsts:`.
+    let text = tls_yaml(&odoo, tls_port, &[&fallback, &erp], "");
+    let _bc = start_yaml(&text, Vec::new());
+    let tls_addr: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+    wait_tls(tls_addr).await;
+
+    // A name no tenant has: the first certificate, not erp's (which is valid for the name
+    // too, so only the trust decides). No tenant matches either: BridgeCore's 404.
+    let unknown = format!("https://unknown.example.com:{tls_port}/web/login");
+    let resp = https_client(&fallback.pem, "unknown.example.com", tls_addr)
+        .get(&unknown)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().get("strict-transport-security").is_none());
+    assert!(https_client(&erp.pem, "unknown.example.com", tls_addr)
+        .get(&unknown)
+        .send()
+        .await
+        .is_err());
+
+    // By IP: rustls sends no server name at all. The first certificate again.
+    let by_ip = format!("https://127.0.0.1:{tls_port}/web/login");
+    let resp = https_client(&fallback.pem, "unused.example.com", tls_addr)
+        .get(&by_ip)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(https_client(&erp.pem, "unused.example.com", tls_addr)
+        .get(&by_ip)
+        .send()
+        .await
+        .is_err());
+
+    // A tenant's own name still gets its own certificate, and without `hsts:` no
+    // Strict-Transport-Security on an answer from Odoo either.
+    let resp = https_client(&erp.pem, "erp.example.com", tls_addr)
+        .get(format!("https://erp.example.com:{tls_port}/web/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().get("strict-transport-security").is_none(),
+        "{:?}",
+        resp.headers()
+    );
+    assert_eq!(odoo.count_path("/web/login"), 1);
 }

@@ -5,8 +5,10 @@
 
 mod common;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
+use bridgecore::config::Config;
 use common::*;
 use fake_odoo::Fault;
 use serde_json::json;
@@ -490,5 +492,201 @@ async fn a_cookie_session_read_is_retried_only_when_the_tenant_shares_sessions()
                 );
             }
         }
+    }
+}
+
+#[tokio::test]
+async fn a_health_ejected_upstream_stays_out_across_a_reload_and_returns_when_healthy() {
+    let a = FakeOdoo::start(Dataset::demo());
+    let b = FakeOdoo::start(Dataset::demo());
+    let text = two_upstreams(
+        &a,
+        &b,
+        "health_check: {interval: 100ms, timeout: 500ms, rise: 2, fall: 2}\n",
+    );
+    let bc = start_yaml(&text, Vec::new());
+    until(|| in_rotation(&bc, a.addr()) && in_rotation(&bc, b.addr())).await;
+    // b fails its checks (it still answers everything else, as a wedged Odoo might).
+    b.set_healthy(false);
+    until(|| !in_rotation(&bc, b.addr())).await;
+
+    // A reload that keeps both addresses (and changes something else).
+    let new_text = text.replace(
+        "    database: odoo\n",
+        "    database: odoo\n    max_connections: 32\n",
+    );
+    assert_ne!(new_text, text);
+    bc.handle()
+        .reload(Config::from_yaml(&new_text, "test.yaml").unwrap())
+        .unwrap();
+    assert_eq!(bc.handle().config().tenants[0].max_connections, 32);
+    // Right away, before any new check could have taken it out again: b is still out, and
+    // every request goes to a.
+    let (a0, b0) = (a.count_path("/jsonrpc"), b.count_path("/jsonrpc"));
+    for _ in 0..10 {
+        assert_eq!(sessionless(&bc).await, 200);
+    }
+    assert_eq!(a.count_path("/jsonrpc") - a0, 10);
+    assert_eq!(
+        b.count_path("/jsonrpc"),
+        b0,
+        "b got requests after the reload"
+    );
+    let h = health(&bc).await;
+    assert_eq!(
+        h["upstreams"][b.addr().to_string()]["in_rotation"],
+        false,
+        "{h}"
+    );
+
+    // Healthy again: back after `rise` checks, and it takes its turn again.
+    b.set_healthy(true);
+    until(|| in_rotation(&bc, b.addr())).await;
+    let (a1, b1) = (a.count_path("/jsonrpc"), b.count_path("/jsonrpc"));
+    for _ in 0..10 {
+        assert_eq!(sessionless(&bc).await, 200);
+    }
+    assert_eq!(
+        (a.count_path("/jsonrpc") - a1, b.count_path("/jsonrpc") - b1),
+        (5, 5)
+    );
+}
+
+/// A TCP relay to `target` on a fixed address that can be switched off (listener closed, open
+/// connections cut) and on again: an upstream that dies and comes back on the same port.
+struct Relay {
+    addr: SocketAddr,
+    target: SocketAddr,
+    running: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+}
+
+impl Relay {
+    async fn start(target: SocketAddr) -> Relay {
+        let mut relay = Relay {
+            addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            target,
+            running: None,
+        };
+        relay.on().await;
+        relay
+    }
+
+    async fn on(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let target = self.target;
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { continue };
+                        conns.spawn(async move {
+                            if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                            }
+                        });
+                    }
+                }
+            }
+            drop(listener);
+            conns.shutdown().await;
+        });
+        self.running = Some((stop, task));
+    }
+
+    /// Returns once the port refuses connections and no relayed connection is left.
+    async fn off(&mut self) {
+        if let Some((stop, task)) = self.running.take() {
+            let _ = stop.send(());
+            task.await.unwrap();
+        }
+    }
+}
+
+/// Whether the admin listener says `addr` is in rotation.
+async fn rotation(bc: &bridgecore::Running, addr: SocketAddr) -> bool {
+    let h = health(bc).await;
+    h["upstreams"][addr.to_string()]["in_rotation"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("{addr} not in {h}"))
+}
+
+#[tokio::test]
+async fn a_passively_ejected_upstream_comes_back_by_cooldown_or_health_check() {
+    let cooldown = Duration::from_secs(3);
+    for checks in [
+        // No active checks: only the cooldown can bring it back.
+        "health_check: {interval: 0s, cooldown: 3s}\n",
+        // Active checks that never eject by themselves here (`fall`): the failed connection
+        // does, and `rise` good checks bring it back.
+        "health_check: {interval: 100ms, timeout: 500ms, rise: 2, fall: 1000}\n",
+    ] {
+        let with_checks = !checks.contains("interval: 0s");
+        let a = FakeOdoo::start(Dataset::demo());
+        let b = FakeOdoo::start(Dataset::demo());
+        let mut relay = Relay::start(b.addr()).await;
+        let mut spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &a).extra(checks);
+        spec.upstream = format!("{}\", \"{}", a.addr(), relay.addr);
+        let (text, _, _) = yaml(&[spec], "");
+        let bc = start_yaml(&text, Vec::new());
+        for _ in 0..4 {
+            assert_eq!(sessionless(&bc).await, 200);
+        }
+        assert_eq!(b.count_path("/jsonrpc"), 2, "{checks}");
+
+        // b's port goes dead: the first request sent there is refused and moved to a, and b
+        // leaves the rotation.
+        relay.off().await;
+        let mut tries = 0;
+        while rotation(&bc, relay.addr).await {
+            assert_eq!(sessionless(&bc).await, 200);
+            tries += 1;
+            assert!(tries < 10, "{checks}: never ejected");
+        }
+        let ejected = Instant::now();
+
+        // A reload keeps it out.
+        bc.handle()
+            .reload(Config::from_yaml(&text, "test.yaml").unwrap())
+            .unwrap();
+        assert!(
+            !rotation(&bc, relay.addr).await,
+            "{checks}: back after the reload"
+        );
+        for _ in 0..4 {
+            assert_eq!(sessionless(&bc).await, 200);
+        }
+        assert!(!rotation(&bc, relay.addr).await, "{checks}");
+        if !with_checks {
+            assert!(
+                ejected.elapsed() < cooldown,
+                "too slow to tell the cooldown apart"
+            );
+        }
+
+        // b's port comes back: requests reach b again, by the cooldown or by the checks.
+        relay.on().await;
+        let before = b.count_path("/jsonrpc");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while b.count_path("/jsonrpc") == before {
+            assert!(Instant::now() < deadline, "{checks}: b never came back");
+            assert_eq!(sessionless(&bc).await, 200);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !with_checks {
+            // Not before the cooldown (measured from a little after the ejection).
+            assert!(
+                ejected.elapsed() >= cooldown - Duration::from_millis(500),
+                "back after {:?}",
+                ejected.elapsed()
+            );
+        }
+        assert!(rotation(&bc, relay.addr).await, "{checks}");
+        relay.off().await;
     }
 }

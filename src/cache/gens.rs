@@ -35,6 +35,18 @@ pub struct Snapshot {
     pub identity: u64,
 }
 
+impl Snapshot {
+    /// Whether an entry made under `self` may answer a read that started under `seen`: the
+    /// same Redis dataset, and no counter behind what the read saw (a counter ahead of it
+    /// means the entry was made after a write the read had not yet seen: fresher, not older).
+    pub fn covers(&self, seen: &Snapshot) -> bool {
+        self.epoch == seen.epoch
+            && self.tenant >= seen.tenant
+            && self.model >= seen.model
+            && self.identity >= seen.identity
+    }
+}
+
 /// What a bump covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bump<'a> {

@@ -306,13 +306,14 @@ impl Cache {
                 }
                 Role::Follower(rx) => {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match flight::follow(rx, left).await {
+                    match flight::follow(rx, left, &snapshot).await {
                         flight::Followed::Entry(e) => {
                             self.count_hit(tenant, &e.model);
                             return Lookup::Hit(e);
                         }
                         flight::Followed::Gone => continue,
-                        flight::Followed::TimedOut => break,
+                        // The leader's answer predates a write this read saw: ask Odoo.
+                        flight::Followed::Outdated | flight::Followed::TimedOut => break,
                     }
                 }
             }
@@ -805,5 +806,123 @@ impl pingora::services::background::BackgroundService for GraphLearner {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bridgecore_filters::{jsonrpc, route};
+
+    fn cache() -> Cache {
+        let codings = Codings {
+            gzip: false,
+            brotli: false,
+            zstd: false,
+        };
+        let metrics = Arc::new(Metrics::new().unwrap());
+        Cache::new(&CacheConfig::default(), None, metrics, codings, 1)
+    }
+
+    fn call_kw(method: &str, args: &str) -> Call {
+        let path = format!("/web/dataset/call_kw/res.partner/{method}");
+        let (head, ()) = http::Request::post(path.as_str())
+            .header("cookie", "session_id=s1")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","method":"call","id":1,"params":{{"model":"res.partner","method":"{method}","args":{args},"kwargs":{{}}}}}}"#
+        );
+        jsonrpc::parse(&route::endpoint(&path), &head, body.as_bytes()).unwrap()
+    }
+
+    /// The race of design.md §5 between a flight's leader and a write: the leader's store
+    /// check passes, a write bumps, a read starts (and joins the flight), then the leader
+    /// publishes its pre-write answer. That read must go to Odoo, not take the answer.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_read_that_started_after_a_write_never_gets_the_leaders_older_answer() {
+        let cache = cache();
+        let cfg = CacheConfig::default();
+        let read = call_kw("read", "[[3]]");
+        let plan = cache.plan(&cfg, "t", &read, None, false, true).unwrap();
+        let wait = Duration::from_secs(5);
+
+        // The leader misses and goes to Odoo; its store check passes (nothing moved yet).
+        let Lookup::Miss(mut leader) = cache.lookup("t", plan.clone(), wait).await else {
+            panic!("the first read misses")
+        };
+        let handle = leader.leader.take().expect("the first miss leads");
+        let entry_snapshot = leader.snapshot;
+        assert_eq!(
+            cache
+                .gens
+                .snapshot("t", "res.partner", leader.plan.identity.as_ref())
+                .await
+                .unwrap(),
+            entry_snapshot
+        );
+        // A write lands and bumps.
+        let write = call_kw("write", r#"[[3], {"name": "New"}]"#);
+        cache
+            .invalidate(&cfg, "t", Some(&write), "/web/dataset/call_kw")
+            .await;
+        // A read starts after the write: it misses the stores and follows the leader.
+        let follower = cache.lookup("t", plan.clone(), wait);
+        let publish = async {
+            while handle.followers() == 0 {
+                tokio::task::yield_now().await;
+            }
+            // The leader publishes what it fetched before the write.
+            let entry = Arc::new(Entry {
+                key: leader.plan.key,
+                snapshot: entry_snapshot,
+                fresh_until: u64::MAX,
+                stale_until: u64::MAX,
+                tenant: "t".into(),
+                model: "res.partner".into(),
+                bodies: Bodies::build(
+                    br#"[{"id":3,"name":"Old"}]"#,
+                    Envelope::JsonRpc,
+                    cache.codings,
+                    1,
+                ),
+            });
+            handle.publish(entry);
+        };
+        let (got, ()) = tokio::join!(follower, publish);
+        match got {
+            Lookup::Hit(e) => panic!("served the pre-write answer made under {:?}", e.snapshot),
+            Lookup::Bypass => panic!("expected a miss"),
+            Lookup::Miss(p) => {
+                // It asks Odoo, and may store under what it saw (the post-write generations).
+                assert_ne!(p.snapshot, entry_snapshot);
+                assert!(p.snapshot.covers(&entry_snapshot));
+            }
+        }
+        // Without the write, the same interleaving hands the leader's answer over.
+        let Lookup::Miss(mut leader) = cache.lookup("t", plan.clone(), wait).await else {
+            panic!("nothing was stored")
+        };
+        let handle = leader.leader.take().expect("leads again");
+        let snapshot = leader.snapshot;
+        let follower = cache.lookup("t", plan, wait);
+        let publish = async {
+            while handle.followers() == 0 {
+                tokio::task::yield_now().await;
+            }
+            handle.publish(Arc::new(Entry {
+                key: leader.plan.key,
+                snapshot,
+                fresh_until: u64::MAX,
+                stale_until: u64::MAX,
+                tenant: "t".into(),
+                model: "res.partner".into(),
+                bodies: Bodies::build(b"[]", Envelope::JsonRpc, cache.codings, 1),
+            }));
+        };
+        let (got, ()) = tokio::join!(follower, publish);
+        assert!(matches!(got, Lookup::Hit(_)));
     }
 }

@@ -223,6 +223,8 @@ pub enum Balance {
 
 /// `tenants.X.health_check`: each upstream (and websocket upstream) is asked `path` every
 /// `interval`; `fall` failures in a row take it out of rotation, `rise` successes bring it back.
+/// A failed connection takes it out at once; without active checks it comes back after
+/// `cooldown`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthCheckConfig {
     /// Default `/web/health` (Odoo 16+; answers without a database or a session).
@@ -235,6 +237,9 @@ pub struct HealthCheckConfig {
     pub rise: u32,
     /// Default 3.
     pub fall: u32,
+    /// With active checks off (`interval: 0s`), how long an upstream taken out of rotation by
+    /// a failed connection stays out before requests try it again. Default 10 s.
+    pub cooldown: Duration,
 }
 
 impl Default for HealthCheckConfig {
@@ -245,6 +250,7 @@ impl Default for HealthCheckConfig {
             timeout: Duration::from_secs(2),
             rise: 2,
             fall: 3,
+            cooldown: Duration::from_secs(10),
         }
     }
 }

@@ -100,6 +100,7 @@ pub(crate) struct HealthCheckFile {
     pub timeout: Option<String>,
     pub rise: Option<u64>,
     pub fall: Option<u64>,
+    pub cooldown: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -791,7 +791,7 @@ fn cache_backend_is_memory_or_redis_and_redis_needs_its_section() {
         "unknown backend `memcached`: expected `memory` or `redis`",
     );
     let cfg = ok(&format!(
-        "redis: {{url: \"redis://r:6379\"}}\ncache: {{backend: redis}}\n{TENANT}"
+        "redis: {{url: \"redis://r:6379\"}}\ncache: {{backend: redis, key_secret: s}}\n{TENANT}"
     ));
     assert_eq!(cfg.cache.backend, CacheBackend::Redis);
     assert_one(
@@ -801,6 +801,46 @@ fn cache_backend_is_memory_or_redis_and_redis_needs_its_section() {
         "invalid Redis URL",
     );
     assert_one(&format!("redis: {{}}\n{TENANT}"), 1, 1, "`url` is required");
+}
+
+#[test]
+fn redis_needs_a_cache_key_secret_shared_by_every_instance() {
+    // Written empty (here through a variable that is unset, as in the compose stack): the
+    // error points at the value.
+    let text = format!(
+        "redis:\n  url: \"redis://r:6379\"\ncache:\n  backend: redis\n  key_secret: \"${{SECRET:-}}\"\n{TENANT}"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("5:15: `cache.key_secret`: required when `redis:` is set"),
+        "{}",
+        errs[0]
+    );
+    assert!(errs[0].contains("does not end the session's cache entries on the others"));
+    let cfg = load_env(&text, &[("SECRET", "s3cret")]).unwrap();
+    assert_eq!(cfg.cache.key_secret.as_deref(), Some("s3cret"));
+    // Not written at all (the cache is on by default, generations go to Redis whatever the
+    // backend): the error points at `redis:`.
+    assert_one(
+        &format!("{TENANT}redis:\n  url: \"redis://r:6379\"\n"),
+        4,
+        1,
+        "`cache.key_secret`: required when `redis:` is set",
+    );
+    // Without Redis an empty secret only costs reuse across restarts: a warning.
+    let cfg = ok(&format!("cache:\n  key_secret: \"\"\n{TENANT}"));
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.contains("cache.key_secret is empty")),
+        "{:?}",
+        cfg.warnings
+    );
+    // The cache off: nothing to key.
+    ok(&format!(
+        "redis: {{url: \"redis://r:6379\"}}\ncache: {{enabled: false}}\n{TENANT}"
+    ));
 }
 
 #[test]
@@ -1157,8 +1197,9 @@ fn tls_listeners_are_checked() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    std::fs::write(&c, "x").unwrap();
-    std::fs::write(&k, "x").unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["erp.example.com".to_owned()]).unwrap();
+    std::fs::write(&c, ck.cert.pem()).unwrap();
+    std::fs::write(&k, ck.key_pair.serialize_pem()).unwrap();
     let cfg = ok(&format!(
         "server:\n  tls: [{{listen: \"127.0.0.1:8443\", cert: \"{}\", key: \"{}\"}}]\n  redirect_http_to_https: true\n  hsts: \"max-age=600\"\n{TENANT}",
         c.display(),
@@ -1168,6 +1209,58 @@ fn tls_listeners_are_checked() {
     assert_eq!(cfg.server.tls[0].listen, "127.0.0.1:8443");
     assert!(cfg.server.redirect_http_to_https);
     assert_eq!(cfg.server.hsts.as_deref(), Some("max-age=600"));
+}
+
+#[test]
+fn tls_files_must_parse_as_pem_and_belong_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let one = rcgen::generate_simple_self_signed(vec!["erp.example.com".to_owned()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["erp.example.com".to_owned()]).unwrap();
+    let cert = write("c.pem", &one.cert.pem());
+    let key = write("k.pem", &one.key_pair.serialize_pem());
+    let other_key = write("o.pem", &other.key_pair.serialize_pem());
+    let garbage = write("g.pem", "not a certificate\n");
+    let bad_base64 = write(
+        "b.pem",
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+    );
+    let not_der = write(
+        "d.pem",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    // Block style, so each file name sits at a known column.
+    let conf = |c: &str, k: &str| {
+        format!("server:\n  tls:\n    - listen: \"127.0.0.1:8443\"\n      cert: {c}\n      key: {k}\n{TENANT}")
+    };
+    ok(&conf(&cert, &key));
+    // Both files garbage: both reported, each at its own value.
+    let errs = errors(&conf(&garbage, &garbage));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with("4:13: `server.tls[0].cert`: ")
+            && errs[0].contains("holds no PEM certificate"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("5:12: `server.tls[0].key`: ")
+            && errs[1].contains("holds no PEM private key"),
+        "{errs:?}"
+    );
+    // A certificate where the key should be is no key.
+    assert_one(&conf(&cert, &cert), 5, 12, "holds no PEM private key");
+    assert_one(&conf(&bad_base64, &key), 4, 13, "not valid PEM");
+    assert_one(&conf(&not_der, &key), 4, 13, "not a valid certificate");
+    assert_one(
+        &conf(&cert, &other_key),
+        5,
+        12,
+        "is not the private key of the certificate",
+    );
 }
 
 // ---- optimizer (issue 5) ----

@@ -194,7 +194,9 @@ impl<'a> Validator<'a> {
         let server = self.server();
         let redis = self.redis();
         let auth = self.auth();
-        let cache = self.cache(redis.is_some());
+        // A `redis:` section with problems of its own is reported once, not echoed here.
+        let redis_ok = redis.as_ref().is_some_and(|r| !r.url.is_empty());
+        let cache = self.cache(redis.is_some(), redis_ok);
         let rate_limits = self.rate_limits();
         let optimizer = self.optimizer();
         let compression = self.compression();
@@ -451,22 +453,41 @@ impl<'a> Validator<'a> {
                     );
                 }
             }
-            let mut file = |v: Option<String>, k: &'static str| -> Option<PathBuf> {
+            // The path, and whether the file is there to be parsed.
+            let mut file = |v: Option<String>, k: &'static str| -> Option<(PathBuf, bool)> {
                 match v.filter(|s| !s.is_empty()) {
                     None => {
                         self.key_err(&here, format!("`{k}` is required (a PEM file)"));
                         None
                     }
                     Some(text) => {
-                        if let Err(e) = std::fs::metadata(&text) {
-                            self.value_err(&at(k), format!("cannot read `{text}`: {e}"));
-                        }
-                        Some(PathBuf::from(text))
+                        let found = match std::fs::metadata(&text) {
+                            Ok(_) => true,
+                            Err(e) => {
+                                self.value_err(&at(k), format!("cannot read `{text}`: {e}"));
+                                false
+                            }
+                        };
+                        Some((PathBuf::from(text), found))
                     }
                 }
             };
             let cert = file(t.cert, "cert");
             let key_file = file(t.key, "key");
+            // Both there: parse them as a start would, each problem at the file it is in.
+            if let (Some((c, true)), Some((k, true))) = (&cert, &key_file) {
+                if let Err(errors) = crate::tls::check_pair(c, k) {
+                    for e in errors {
+                        let k = match &e {
+                            crate::tls::PemError::Cert { .. } => "cert",
+                            crate::tls::PemError::Key { .. } => "key",
+                        };
+                        self.value_err(&at(k), e.to_string());
+                    }
+                }
+            }
+            let cert = cert.map(|(p, _)| p);
+            let key_file = key_file.map(|(p, _)| p);
             if let (Some(addr), Some(cert), Some(key)) = (listen, cert, key_file) {
                 tls.push(TlsListener {
                     listen: addr.to_string(),
@@ -714,7 +735,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn cache(&mut self, have_redis: bool) -> CacheConfig {
+    fn cache(&mut self, have_redis: bool, redis_ok: bool) -> CacheConfig {
         let d = CacheConfig::default();
         let f: CacheFile = self.section("cache").or_default();
         let p = |k: &'static str| [key("cache"), key(k)];
@@ -746,8 +767,19 @@ impl<'a> Validator<'a> {
                 "must be larger than 0 (set `cache.enabled: false` to turn the cache off)",
             );
         }
+        let written = f.key_secret.is_some();
         let key_secret = f.key_secret.filter(|s| !s.is_empty());
-        if enabled && key_secret.is_none() {
+        if enabled && key_secret.is_none() && redis_ok {
+            // Shared generations keyed by per-instance identities: a logout or `?debug=` on one
+            // instance would not end the session's entries on the others.
+            let message = "`cache.key_secret`: required when `redis:` is set: with an empty one each instance picks its own random key, so a logout or `?debug=` on one instance does not end the session's cache entries on the others (set the same secret on every instance, e.g. from `openssl rand -hex 32`, or set `cache.enabled: false`)";
+            let pos = if written {
+                self.root.locate(&p("key_secret"), false)
+            } else {
+                self.root.locate(&[key("redis")], true)
+            };
+            self.problems.push(Problem::new(pos, message));
+        } else if enabled && key_secret.is_none() {
             self.warnings.push(
                 "cache.key_secret is empty: a random key is used per start (cache entries are not reused across restarts or shared between instances)".to_owned(),
             );
@@ -1369,12 +1401,14 @@ impl<'a> Validator<'a> {
         };
         let rise = count(h.rise, "rise", dh.rise);
         let fall = count(h.fall, "fall", dh.fall);
+        let cooldown = self.positive_duration(h.cooldown.as_ref(), &hp("cooldown"), dh.cooldown);
         let health_check = HealthCheckConfig {
             path,
             interval,
             timeout: check_timeout,
             rise,
             fall,
+            cooldown,
         };
         let balance = match f.balance.as_deref() {
             None => d.balance,

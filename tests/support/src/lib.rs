@@ -338,6 +338,16 @@ impl FakeOdoo {
             delays.insert(method.to_string(), d);
         }
     }
+    /// Requests to `path` (exact, query left out; any method) wait `d` more before they are
+    /// answered (after the other waits); `Duration::ZERO` removes it.
+    pub fn set_path_delay(&self, path: &str, d: Duration) {
+        let mut delays = lock(&self.state.path_delays);
+        if d.is_zero() {
+            delays.remove(path);
+        } else {
+            delays.insert(path.to_string(), d);
+        }
+    }
     /// When on, every JSON-RPC answer (`type='json'` routes: `call_kw`, `/jsonrpc`, `/web/session/*`, ...)
     /// also carries `Set-Cookie: `[`RPC_COOKIE`], like Odoo answers that touch the session.
     pub fn set_rpc_cookie(&self, on: bool) {

@@ -52,6 +52,8 @@ pub(crate) struct State {
     pub delay: Mutex<Duration>,
     /// Extra wait before answering ORM calls of a method (see [`Seen::orm_call`]).
     pub method_delays: Mutex<HashMap<String, Duration>>,
+    /// Extra wait before answering requests to a path (query left out).
+    pub path_delays: Mutex<HashMap<String, Duration>>,
     /// JSON-RPC answers carry a `Set-Cookie` header.
     pub rpc_cookie: AtomicBool,
     /// `--x-sendfile`: attachments are answered with `X-Accel-Redirect` into this database's
@@ -85,6 +87,7 @@ impl State {
             seen: Mutex::new(Vec::new()),
             delay: Mutex::new(Duration::ZERO),
             method_delays: Mutex::new(HashMap::new()),
+            path_delays: Mutex::new(HashMap::new()),
             rpc_cookie: AtomicBool::new(false),
             x_sendfile: Mutex::new(None),
             keep_alive: AtomicBool::new(keep_alive),
@@ -116,6 +119,16 @@ impl State {
         let Some((_, method)) = call else { return };
         let d = lock(&self.method_delays)
             .get(&method)
+            .copied()
+            .unwrap_or_default();
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    async fn apply_path_delay(&self, path: &str) {
+        let d = lock(&self.path_delays)
+            .get(path)
             .copied()
             .unwrap_or_default();
         if !d.is_zero() {
@@ -480,6 +493,7 @@ async fn handle(
         }
         state.apply_delay().await;
         state.apply_method_delay(call).await;
+        state.apply_path_delay(&path).await;
         route(&state, port, peer, &method, &uri, &headers, &body).await
     };
     finish(&state, r)
