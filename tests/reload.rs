@@ -233,6 +233,68 @@ impl StderrOf for Child {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Odoo's bus socket through BridgeCore at `addr`, subscribed to the channel `before`.
+async fn bus_socket(addr: &str) -> Ws {
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{addr}/websocket"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("origin", "http://erp.example.com".parse().unwrap());
+    let (mut bus, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    subscribe(&mut bus, "before").await;
+    bus
+}
+
+/// The bus socket still works both ways: it subscribes to `after` and gets what Odoo sends there.
+async fn bus_still_works(bus: &mut Ws, odoo: &FakeOdoo) {
+    subscribe(bus, "after").await;
+    odoo.notify("after", "ping", json!({"n": 1}));
+    let pushed = tokio::time::timeout(Duration::from_secs(5), bus.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(pushed.to_text().unwrap().contains("\"n\":1"), "{pushed:?}");
+}
+
+/// An API access token of `admin`, from BridgeCore at `base`.
+async fn admin_token(base: &str) -> String {
+    let login: Value = client()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"system_id": "odoo", "login": "admin", "password": "admin"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"].as_str().unwrap().to_owned()
+}
+
+/// BridgeCore's own socket at `addr`, with `token` in the header (not yet read from).
+async fn own_socket(addr: &str, token: &str) -> Ws {
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{addr}/api/v1/ws"),
+    )
+    .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// Waits for `authenticated`, then subscribes to partners' names.
+async fn subscribe_partners(own: &mut Ws) {
+    assert_eq!(next_json(own).await["type"], "authenticated");
+    own.send(Message::text(
+        json!({"type": "subscribe_model", "system_id": "odoo", "model": "res.partner", "fields": ["name"]})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_json(own).await["type"], "subscribed");
+}
+
 /// The next JSON text message on BridgeCore's own socket (pings skipped).
 async fn next_json(ws: &mut Ws) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -259,41 +321,12 @@ async fn a_reload_changes_a_limit_while_both_kinds_of_websocket_stay_open_and_wo
     assert_eq!(limit_header(&url, &sid).await, (200, Some("1000".into())));
 
     // Odoo's bus socket, through the proxy to the fake's gevent port.
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/websocket", bc.addr()),
-    )
-    .unwrap();
-    req.headers_mut()
-        .insert("origin", "http://erp.example.com".parse().unwrap());
-    let (mut bus, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    subscribe(&mut bus, "before").await;
+    let mut bus = bus_socket(&bc.addr().to_string()).await;
 
     // BridgeCore's own socket, with an API token, subscribed to partners.
-    let login: Value = client()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"system_id": "odoo", "login": "admin", "password": "admin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{}/api/v1/ws", bc.addr()),
-    )
-    .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut own, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    assert_eq!(next_json(&mut own).await["type"], "authenticated");
-    own.send(Message::text(
-        json!({"type": "subscribe_model", "system_id": "odoo", "model": "res.partner", "fields": ["name"]})
-            .to_string(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(next_json(&mut own).await["type"], "subscribed");
+    let token = admin_token(&base).await;
+    let mut own = own_socket(&bc.addr().to_string(), &token).await;
+    subscribe_partners(&mut own).await;
 
     // The reload: same listeners, a new read limit.
     let new_text = text.replace("read: 1000/minute", "read: 4/minute");
@@ -306,14 +339,7 @@ async fn a_reload_changes_a_limit_while_both_kinds_of_websocket_stay_open_and_wo
     // New requests run under the new limit ...
     assert_eq!(limit_header(&url, &sid).await, (200, Some("4".into())));
     // ... Odoo's bus socket still works both ways ...
-    subscribe(&mut bus, "after").await;
-    odoo.notify("after", "ping", json!({"n": 1}));
-    let pushed = tokio::time::timeout(Duration::from_secs(5), bus.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(pushed.to_text().unwrap().contains("\"n\":1"), "{pushed:?}");
+    bus_still_works(&mut bus, &odoo).await;
     // ... and BridgeCore's socket still gets live updates of writes made after the reload.
     let admin_sid = common::login(&base, "admin", "admin").await;
     let w = client()
@@ -355,45 +381,13 @@ async fn sighup_keeps_both_kinds_of_websocket_open_and_working_on_the_real_binar
     assert_eq!(limit_header(&url, &sid).await, (200, Some("1000".into())));
 
     // Odoo's bus socket, through the binary to the fake's gevent port.
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://127.0.0.1:{port}/websocket"),
-    )
-    .unwrap();
-    req.headers_mut()
-        .insert("origin", "http://erp.example.com".parse().unwrap());
-    let (mut bus, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    subscribe(&mut bus, "before").await;
+    let mut bus = bus_socket(&format!("127.0.0.1:{port}")).await;
 
     // BridgeCore's own socket, authenticated and subscribed.
-    let login: Value = client()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"system_id": "odoo", "login": "admin", "password": "admin"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let own_socket = || {
-        let mut req =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                format!("ws://127.0.0.1:{port}/api/v1/ws"),
-            )
-            .unwrap();
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        async move { tokio_tungstenite::connect_async(req).await.unwrap().0 }
-    };
-    let mut own = own_socket().await;
-    assert_eq!(next_json(&mut own).await["type"], "authenticated");
-    own.send(Message::text(
-        json!({"type": "subscribe_model", "system_id": "odoo", "model": "res.partner", "fields": ["name"]})
-            .to_string(),
-    ))
-    .await
-    .unwrap();
-    assert_eq!(next_json(&mut own).await["type"], "subscribed");
+    let token = admin_token(&base).await;
+    let addr = format!("127.0.0.1:{port}");
+    let mut own = own_socket(&addr, &token).await;
+    subscribe_partners(&mut own).await;
 
     // The file changes (a read limit, and one socket per user from now on); SIGHUP.
     let new_text = text.replace("read: 1000/minute", "read: 4/minute").replace(
@@ -417,7 +411,7 @@ async fn sighup_keeps_both_kinds_of_websocket_open_and_working_on_the_real_binar
         "the new read limit is in force"
     );
     // The new socket bound is too: admin's socket from before the signal counts.
-    let mut second = own_socket().await;
+    let mut second = own_socket(&addr, &token).await;
     let refused = tokio::time::timeout(Duration::from_secs(5), second.next())
         .await
         .unwrap();
@@ -439,14 +433,7 @@ async fn sighup_keeps_both_kinds_of_websocket_open_and_working_on_the_real_binar
     );
 
     // Odoo's bus socket still works both ways ...
-    subscribe(&mut bus, "after").await;
-    odoo.notify("after", "ping", json!({"n": 1}));
-    let pushed = tokio::time::timeout(Duration::from_secs(5), bus.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(pushed.to_text().unwrap().contains("\"n\":1"), "{pushed:?}");
+    bus_still_works(&mut bus, &odoo).await;
     // ... and so does BridgeCore's: ping, and a write made after the signal.
     own.send(Message::text(
         json!({"type": "ping", "timestamp": 9}).to_string(),
