@@ -102,6 +102,72 @@ async fn a_reload_changes_limits_while_the_bus_websocket_stays_open() {
     subscribe(&mut ws, "still").await;
 }
 
+/// Reloads while requests stream in (issue 7, "a reload during heavy load"): four clients send
+/// reads back to back while the configuration is swapped twenty times; every request is
+/// answered, by the old configuration or the new one, and none fails or is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_reloads_under_a_stream_of_requests_fail_none() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let spec = || TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo);
+    let (text, _, _) = yaml(&[spec()], "rate_limits: {read: 100000/minute}\n");
+    let bc = start_yaml(&text, Vec::new());
+    let sid = odoo.new_session(2);
+    let url = format!("http://{}/web/dataset/call_kw", bc.addr());
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, sid) = (url.clone(), sid.clone());
+            let (stop, answered) = (stop.clone(), answered.clone());
+            tokio::spawn(async move {
+                let mut limits = std::collections::BTreeSet::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, limit) = limit_header(&url, &sid).await;
+                    assert_eq!(status, 200, "limit {limit:?}");
+                    limits.insert(limit.unwrap());
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+                limits
+            })
+        })
+        .collect();
+    while answered.load(Ordering::Relaxed) < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for i in 0..20 {
+        let limit = if i % 2 == 0 { 90000 } else { 100000 };
+        let t = text.replace("read: 100000/minute", &format!("read: {limit}/minute"));
+        let handle = bc.handle().clone();
+        tokio::task::spawn_blocking(move || {
+            handle.reload(Config::from_yaml(&t, "test.yaml").unwrap())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        // Some requests on each generation.
+        let now = answered.load(Ordering::Relaxed);
+        while answered.load(Ordering::Relaxed) < now + 4 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut limits = std::collections::BTreeSet::new();
+    for c in clients {
+        limits.extend(c.await.unwrap());
+    }
+    // Answers came from both kinds of generation, and all of them were 200 (asserted above).
+    assert_eq!(
+        limits.into_iter().collect::<Vec<_>>(),
+        ["100000", "90000"],
+        "{} answers",
+        answered.load(Ordering::Relaxed)
+    );
+    metric_appears(&bc, "bridgecore_config_reloads_total{result=\"ok\"} 20").await;
+}
+
 struct Proc(Child);
 
 impl Drop for Proc {
