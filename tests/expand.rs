@@ -658,23 +658,12 @@ async fn xmlrpc(
     method: &str,
     params: &[Value],
 ) -> (Option<String>, Result<Value, (Value, String)>) {
-    let r = client()
-        .post(url)
-        .header("content-type", "text/xml")
-        .body(fake_odoo::xmlrpc::encode_call(method, params))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "text/xml; charset=utf-8");
-    let rewrite = r
-        .headers()
-        .get("x-bridgecore-rewrite")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let text = r.text().await.unwrap();
+    let r = post_xmlrpc(url, method, params).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type.as_deref(), Some("text/xml; charset=utf-8"));
     let answer =
-        fake_odoo::xmlrpc::decode_response(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (rewrite, answer)
+        fake_odoo::xmlrpc::decode_response(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body));
+    (r.rewrite, answer)
 }
 
 /// N records with M = 2 relation levels over XML-RPC: the JSON-RPC route's values, with 1 + M

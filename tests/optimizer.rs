@@ -669,36 +669,6 @@ async fn json2_reads_are_batched_with_the_callers_api_key() {
     assert_eq!(b["name"], "odoo.exceptions.AccessError");
 }
 
-/// An XML-RPC answer as the client got it.
-struct XmlAnswer {
-    status: u16,
-    content_type: Option<String>,
-    rewrite: Option<String>,
-    body: String,
-}
-
-/// POSTs an XML-RPC `methodCall` of `method` with `params`, as Python's `xmlrpc.client` does.
-async fn post_xmlrpc(url: String, method: &str, params: &[Value]) -> XmlAnswer {
-    let r = client()
-        .post(url)
-        .header("content-type", "text/xml")
-        .body(fake_odoo::xmlrpc::encode_call(method, params))
-        .send()
-        .await
-        .unwrap();
-    let header = |name: &str| {
-        r.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    XmlAnswer {
-        status: r.status().as_u16(),
-        content_type: header("content-type"),
-        rewrite: header("x-bridgecore-rewrite"),
-        body: r.text().await.unwrap(),
-    }
-}
-
 #[tokio::test]
 async fn an_xmlrpc_read_of_250_ids_is_three_reads_with_the_answer_odoo_gives_to_one() {
     let (ds, partners, _) = data();

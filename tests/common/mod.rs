@@ -340,3 +340,33 @@ pub fn last_body(odoo: &FakeOdoo, prefix: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_slice(&seen.body).unwrap()
 }
+
+/// An XML-RPC answer as the client got it.
+pub struct XmlAnswer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub rewrite: Option<String>,
+    pub body: String,
+}
+
+/// POSTs an XML-RPC `methodCall` of `method` with `params`, as Python's `xmlrpc.client` does.
+pub async fn post_xmlrpc(url: String, method: &str, params: &[serde_json::Value]) -> XmlAnswer {
+    let r = client()
+        .post(url)
+        .header("content-type", "text/xml")
+        .body(fake_odoo::xmlrpc::encode_call(method, params))
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    XmlAnswer {
+        status: r.status().as_u16(),
+        content_type: header("content-type"),
+        rewrite: header("x-bridgecore-rewrite"),
+        body: r.text().await.unwrap(),
+    }
+}
