@@ -10,8 +10,8 @@
 #   VARIANTS="nginx-cache bc-cache" HERD=0 tests/load/cache.sh
 #
 # Knobs (environment): DURATION, WARMUP, ROUNDS, CONNS, LOAD_CPU, PROXY_CPU, BASE_PORT,
-# VARIANTS (subset of "nginx-cache bc-cache bc-cache-gzip bc-uncached-20ms bc-cached-20ms
-# bc-uncached-20ms-c1 bc-cached-20ms-c1"), DELAY_MS (20), HERD (1), HERD_VARIANTS (subset of
+# VARIANTS (subset of "nginx-cache bc-cache bc-cache-gzip hit-ceiling bc-uncached-20ms
+# bc-cached-20ms bc-uncached-20ms-c1 bc-cached-20ms-c1"), DELAY_MS (20), HERD (1), HERD_VARIANTS (subset of
 # "bc-herd nginx-herd nginx-herd-lock nginx-herd-stale"), HERD_DURATION (10s), HERD_TTL_S (1),
 # HERD_GAP_MS (300), ABORT_TRIALS (3), ABORT_FOLLOWERS (16), PERF (0), PERF_DURATION (10s),
 # PERF_CALLGRAPH (fp|dwarf), RETRY_BUSY (2), QUIET_WAIT (180), QUIET_SECS (15), SKIP_BUILD=1,
@@ -30,7 +30,7 @@ CONNS=${CONNS:-64}
 LOAD_CPU=${LOAD_CPU:-0}    # wrk and the upstreams
 PROXY_CPU=${PROXY_CPU:-1}  # the proxy under test, alone
 BASE_PORT=${BASE_PORT:-18100}
-VARIANTS=${VARIANTS-nginx-cache bc-cache bc-cache-gzip bc-uncached-20ms bc-cached-20ms bc-uncached-20ms-c1 bc-cached-20ms-c1}
+VARIANTS=${VARIANTS-nginx-cache bc-cache bc-cache-gzip hit-ceiling bc-uncached-20ms bc-cached-20ms bc-uncached-20ms-c1 bc-cached-20ms-c1}
 DELAY_MS=${DELAY_MS:-20}
 HERD=${HERD:-1}
 HERD_VARIANTS=${HERD_VARIANTS-bc-herd nginx-herd nginx-herd-lock nginx-herd-stale}
@@ -57,6 +57,7 @@ HERDBC_ADMIN_PORT=$((BASE_PORT + 8))
 HERD_NGINX_PORT=$((BASE_PORT + 9))   # nginx proxy_cache_valid HERD_TTL_S, no lock -> SLOW
 HERD_LOCK_PORT=$((BASE_PORT + 10))   # the same with proxy_cache_lock on
 HERD_STALE_PORT=$((BASE_PORT + 11))  # the same with use_stale updating + background_update
+CEILING_PORT=$((BASE_PORT + 12))     # hit-ceiling: a fast path's plumbing alone -> UP
 
 # Targets from the issue.
 TARGET_RPS_VS_NGINX=1.2     # bc-cache req/s >= this x nginx-cache's; p99 <= nginx-cache's
@@ -99,12 +100,14 @@ fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BC_BIN="$TARGET_DIR/release/bridgecore"
 SLOW_BIN="$TARGET_DIR/release/slow-upstream"
+CEILING_BIN="$TARGET_DIR/release/hit-ceiling"
 if [ "$SKIP_BUILD" != 1 ]; then
-    (cd "$ROOT" && cargo build --release -p passthrough --bin slow-upstream) || die "building slow-upstream failed"
+    (cd "$ROOT" && cargo build --release -p passthrough --bin slow-upstream --bin hit-ceiling) || die "building slow-upstream and hit-ceiling failed"
     (cd "$ROOT" && cargo build --release -p bridgecore --bin bridgecore) || die "building bridgecore failed"
 fi
 [ -x "$BC_BIN" ] || die "$BC_BIN missing (run without SKIP_BUILD=1)"
 [ -x "$SLOW_BIN" ] || die "$SLOW_BIN missing (run without SKIP_BUILD=1)"
+[ -x "$CEILING_BIN" ] || die "$CEILING_BIN missing (run without SKIP_BUILD=1)"
 
 # ---------------------------------------------------------------------------------------
 # Work dir, processes, clean-up.
@@ -369,6 +372,7 @@ want nginx-cache && start nginx-cache "$NGINX_CACHE_PORT" "$PROXY_CPU" "$NGINX" 
 want_any nginx-herd nginx-herd-lock nginx-herd-stale \
     && start nginx-herd "$HERD_NGINX_PORT" "$PROXY_CPU" "$NGINX" -c "$WORK/nginx-herd.conf" -p "$WORK/" -e "$WORK/nginx-herd-error.log"
 want_any bc-cache bc-cache-gzip && start bc "$BC_PORT" "$PROXY_CPU" "$BC_BIN" -c "$WORK/bc.yaml"
+want hit-ceiling && start hit-ceiling "$CEILING_PORT" "$PROXY_CPU" "$CEILING_BIN" "127.0.0.1:$CEILING_PORT" "127.0.0.1:$UP_PORT" "$WORK/www/result.json"
 want_any bc-uncached-20ms bc-cached-20ms bc-uncached-20ms-c1 bc-cached-20ms-c1 \
     && start bc-slow "$SLOWBC_PORT" "$PROXY_CPU" "$BC_BIN" -c "$WORK/bc-slow.yaml"
 want bc-herd && start bc-herd "$HERDBC_PORT" "$PROXY_CPU" "$BC_BIN" -c "$WORK/bc-herd.yaml"
@@ -377,17 +381,17 @@ want bc-herd && start bc-herd "$HERDBC_PORT" "$PROXY_CPU" "$BC_BIN" -c "$WORK/bc
 # Each variant: the process, its port, extra wrk environment, connections, where its cache
 # status is counted (BridgeCore's metrics on its admin port, or nginx's access log), and the
 # upstream its misses reach.
-declare -A V_PROC=([nginx-cache]=nginx-cache [bc-cache]=bc [bc-cache-gzip]=bc
+declare -A V_PROC=([nginx-cache]=nginx-cache [bc-cache]=bc [bc-cache-gzip]=bc [hit-ceiling]=hit-ceiling
     [bc-uncached-20ms]=bc-slow [bc-cached-20ms]=bc-slow [bc-uncached-20ms-c1]=bc-slow [bc-cached-20ms-c1]=bc-slow
     [bc-herd]=bc-herd [nginx-herd]=nginx-herd [nginx-herd-lock]=nginx-herd [nginx-herd-stale]=nginx-herd)
-declare -A V_PORT=([nginx-cache]=$NGINX_CACHE_PORT [bc-cache]=$BC_PORT [bc-cache-gzip]=$BC_PORT
+declare -A V_PORT=([nginx-cache]=$NGINX_CACHE_PORT [bc-cache]=$BC_PORT [bc-cache-gzip]=$BC_PORT [hit-ceiling]=$CEILING_PORT
     [bc-uncached-20ms]=$SLOWBC_PORT [bc-cached-20ms]=$SLOWBC_PORT [bc-uncached-20ms-c1]=$SLOWBC_PORT [bc-cached-20ms-c1]=$SLOWBC_PORT
     [bc-herd]=$HERDBC_PORT [nginx-herd]=$HERD_NGINX_PORT [nginx-herd-lock]=$HERD_LOCK_PORT [nginx-herd-stale]=$HERD_STALE_PORT)
 declare -A V_ENV=([bc-cache-gzip]="BENCH_ACCEPT_ENCODING=gzip" [bc-uncached-20ms]="BENCH_CACHE_CONTROL=no-cache"
     [bc-uncached-20ms-c1]="BENCH_CACHE_CONTROL=no-cache")
 declare -A V_CONNS=([bc-uncached-20ms-c1]=1 [bc-cached-20ms-c1]=1)
 declare -A V_ADMIN=([bc]=$BC_ADMIN_PORT [bc-slow]=$SLOWBC_ADMIN_PORT [bc-herd]=$HERDBC_ADMIN_PORT)
-declare -A V_UP=([nginx-cache]=fast [bc-cache]=fast [bc-cache-gzip]=fast)  # others: slow
+declare -A V_UP=([nginx-cache]=fast [bc-cache]=fast [bc-cache-gzip]=fast [hit-ceiling]=fast)  # others: slow
 
 # ---------------------------------------------------------------------------------------
 # Correctness, once, before measuring: a second identical call is a hit with a valid JSON-RPC
@@ -435,6 +439,7 @@ verify() {  # LABEL PORT EXPECT_HEADER EXPECT_VALUE WANT_ID(1|0) [curl args]
 }
 want nginx-cache && verify nginx-cache "$NGINX_CACHE_PORT" x-cache-status HIT 0
 want bc-cache && verify bc-cache "$BC_PORT" x-cache HIT 1
+want hit-ceiling && verify hit-ceiling "$CEILING_PORT" x-cache HIT 1
 want bc-cache-gzip && verify bc-cache-gzip "$BC_PORT" x-cache HIT 1 -H 'Accept-Encoding: gzip'
 if want bc-cache-gzip; then
     hdrs=$(call "$BC_PORT" /dev/null -H 'Accept-Encoding: gzip')
@@ -484,7 +489,7 @@ core_busy() {
 others_snapshot() {
     awk '{ pid = $1; comm = $2; sub(/.*\) /, "")
            if ($2 == 2 || pid == 2) next
-           if (comm ~ /^\((wrk|nginx|bridgecore|slow-upstream|bash|sh|curl|perf|python3|sleep|taskset|timeout|awk|sed|grep)\)$/) next
+           if (comm ~ /^\((wrk|nginx|bridgecore|slow-upstream|hit-ceiling|bash|sh|curl|perf|python3|sleep|taskset|timeout|awk|sed|grep)\)$/) next
            print pid, $12 + $13 + $14 + $15 }' /proc/[0-9]*/stat 2>/dev/null || true
 }
 others_pct() {  # SNAPSHOT0 SNAPSHOT1 SECONDS -> % of one core used by other processes
@@ -514,7 +519,11 @@ nginx_counts() {  # PROC: HIT lines and the others in its access log, then empti
 }
 cache_counts() {  # VARIANT
     local p=${V_PROC[$1]}
-    case "$p" in nginx-*) nginx_counts "$p" ;; *) bc_counts "$p" ;; esac
+    case "$p" in
+        nginx-*) nginx_counts "$p" ;;
+        hit-ceiling) echo "0 0" ;;  # answers every call_kw from memory and counts nothing
+        *) bc_counts "$p" ;;
+    esac
 }
 # Requests that reached the upstream since the last call.
 upstream_count() {  # fast|slow
@@ -654,6 +663,7 @@ hhave() { case " ${HORDER[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 round_ratios() {  # ROUND
     local r=$1 parts=()
     have bc-cache && have nginx-cache && parts+=("bc-cache/nginx-cache req/s $(ratio "${RPS[bc-cache,$r]}" "${RPS[nginx-cache,$r]}") p99 $(ratio "${P99[bc-cache,$r]}" "${P99[nginx-cache,$r]}") CPU $(ratio "${CPU[bc-cache,$r]}" "${CPU[nginx-cache,$r]}")")
+    have hit-ceiling && have nginx-cache && parts+=("hit-ceiling/nginx-cache req/s $(ratio "${RPS[hit-ceiling,$r]}" "${RPS[nginx-cache,$r]}") CPU $(ratio "${CPU[hit-ceiling,$r]}" "${CPU[nginx-cache,$r]}")")
     have bc-cache-gzip && have bc-cache && parts+=("gzip/identity req/s $(ratio "${RPS[bc-cache-gzip,$r]}" "${RPS[bc-cache,$r]}")")
     have bc-cached-20ms && have bc-uncached-20ms && parts+=("cached/uncached 20ms req/s $(ratio "${RPS[bc-cached-20ms,$r]}" "${RPS[bc-uncached-20ms,$r]}")")
     have bc-cached-20ms-c1 && have bc-uncached-20ms-c1 && parts+=("(1 conn) $(ratio "${RPS[bc-cached-20ms-c1,$r]}" "${RPS[bc-uncached-20ms-c1,$r]}")")
@@ -740,6 +750,10 @@ if have bc-cache && have nginx-cache; then
     echo "$(verdict "$q" '<=' 1)  bc-cache p99 = ${q}x nginx-cache's (target <= 1x; per round $(ratio_rounds P99 bc-cache nginx-cache))"
     echo "info  bc-cache CPU per request = $(ratio_median CPU bc-cache nginx-cache)x nginx-cache's (per round $(ratio_rounds CPU bc-cache nginx-cache))"
 fi
+if have hit-ceiling && have nginx-cache; then
+    # Not a target: what a fast path below ProxyHttp starts from before any of BridgeCore's work.
+    echo "info  hit-ceiling req/s = $(ratio_median RPS hit-ceiling nginx-cache)x nginx-cache's, p99 $(ratio_median P99 hit-ceiling nginx-cache)x, CPU per request $(ratio_median CPU hit-ceiling nginx-cache)x (per round $(ratio_rounds RPS hit-ceiling nginx-cache))"
+fi
 if have bc-cache-gzip && have bc-cache; then
     q=$(ratio_median RPS bc-cache-gzip bc-cache)
     echo "$(verdict "$q" '>=' "$TARGET_GZIP_VS_IDENTITY")  bc-cache-gzip req/s = ${q}x bc-cache's (target >= ${TARGET_GZIP_VS_IDENTITY}x; per round $(ratio_rounds RPS bc-cache-gzip bc-cache))"
@@ -760,7 +774,7 @@ if hhave bc-herd; then
     done
 fi
 for v in "${ORDER[@]}"; do
-    case "$v" in bc-uncached-*) continue ;; esac
+    case "$v" in bc-uncached-* | hit-ceiling) continue ;; esac
     for ((r = 1; r <= ROUNDS; r++)); do
         [ "${HITPCT[$v,$r]}" = "100.0" ] || log "cache.sh: NOTE: $v round $r: only ${HITPCT[$v,$r]}% hits (${UPREQ[$v,$r]} upstream requests)"
     done

@@ -23,8 +23,15 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 
 /// Forwards everything to `upstream`.
-struct PassThrough {
+pub struct PassThrough {
     upstream: SocketAddr,
+}
+
+impl PassThrough {
+    /// The pass-through to `upstream` (also the proxy behind `hit-ceiling`).
+    pub fn new(upstream: SocketAddr) -> Self {
+        PassThrough { upstream }
+    }
 }
 
 #[async_trait]
