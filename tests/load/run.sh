@@ -418,11 +418,19 @@ cpu_ticks() {
     for p in "$@"; do files+=("/proc/$p/stat"); done
     awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { printf "%d\n", t }' "${files[@]}"
 }
-# "cpuN busy total" lines for the load and proxy cores.
+# "cpuN busy total steal" lines for the load and proxy cores.
 core_stat() {
     awk -v a="cpu$LOAD_CPU" -v b="cpu$PROXY_CPU" '$1 == a || $1 == b {
         total = 0; for (i = 2; i <= 9; i++) total += $i
-        print $1, total - $5 - $6, total }' /proc/stat
+        print $1, total - $5 - $6, total, $9 }' /proc/stat
+}
+# Steal % of both cores between two core_stat snapshots: time the hypervisor gave this VM's
+# cores to someone else. Rounds with steal are slowed by neighbours, not by the proxy, and
+# their ratios are noise (a round of proxy A at 0 % and proxy B at 20 % compares nothing).
+core_steal() {
+    printf '%s\n%s\n' "$1" "$2" | awk '{ n[$1]++; t[$1, n[$1]] = $3; s[$1, n[$1]] = $4 }
+        END { for (c in n) { dt += t[c, 2] - t[c, 1]; ds += s[c, 2] - s[c, 1] }
+              if (dt > 0) printf "%.0f", 100 * ds / dt; else print "?" }'
 }
 # busy % of core $1 between two core_stat snapshots.
 core_busy() {
@@ -435,7 +443,7 @@ wrk_run() {  # NAME PORT DURATION [--latency]
     BC_TOKEN=$token taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$3" ${4:+"$4"} -s "$LUA" "http://127.0.0.1:$2/"
 }
 
-declare -A RPS P50 P99 CPU UPCPU BUSY0 BUSY1 LOGPCT ERRS
+declare -A RPS P50 P99 CPU UPCPU BUSY0 BUSY1 STEAL LOGPCT ERRS
 bad_answers=0
 
 measure() {  # NAME ROUND
@@ -463,6 +471,7 @@ measure() {  # NAME ROUND
     UPCPU[$name,$round]=$(awk -v t="$((u1 - u0))" -v h="$CLK_TCK" -v r="$requests" 'BEGIN { printf "%.1f", t * 1e6 / h / r }')
     BUSY0[$name,$round]=$(core_busy "$LOAD_CPU" "$s0" "$s1")
     BUSY1[$name,$round]=$(core_busy "$PROXY_CPU" "$s0" "$s1")
+    STEAL[$name,$round]=$(core_steal "$s0" "$s1")
     ERRS[$name,$round]=$((serr + kerr))
     [ $((serr + kerr)) -eq 0 ] || bad_answers=1
     LOGPCT[$name,$round]="-"
@@ -474,11 +483,11 @@ measure() {  # NAME ROUND
     fi
 }
 
-HDR_FMT='%-11s %9s %9s %9s %10s %8s %6s %6s %5s %6s\n'
-ROW_FMT='%-11s %9s %9s %9s %10s %8s %6s %6s %5s %6s\n'
+HDR_FMT='%-11s %9s %9s %9s %10s %8s %6s %6s %6s %5s %6s\n'
+ROW_FMT='%-11s %9s %9s %9s %10s %8s %6s %6s %6s %5s %6s\n'
 header() {
     # shellcheck disable=SC2059
-    printf "$HDR_FMT" proxy "req/s" "p50 ms" "p99 ms" "CPU us/req" "up us/r" "core$LOAD_CPU" "core$PROXY_CPU" "log%" errors
+    printf "$HDR_FMT" proxy "req/s" "p50 ms" "p99 ms" "CPU us/req" "up us/r" "core$LOAD_CPU" "core$PROXY_CPU" "steal" "log%" errors
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -525,7 +534,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         measure "$name" "$r"
         # shellcheck disable=SC2059
         printf "$ROW_FMT" "$name" "${RPS[$name,$r]}" "${P50[$name,$r]}" "${P99[$name,$r]}" "${CPU[$name,$r]}" \
-            "${UPCPU[$name,$r]}" "${BUSY0[$name,$r]}%" "${BUSY1[$name,$r]}%" "${LOGPCT[$name,$r]}" "${ERRS[$name,$r]}"
+            "${UPCPU[$name,$r]}" "${BUSY0[$name,$r]}%" "${BUSY1[$name,$r]}%" "${STEAL[$name,$r]}%" "${LOGPCT[$name,$r]}" "${ERRS[$name,$r]}"
     done
     ratios_line "ratios" "${RPS[bridgecore,$r]:-0}" "${RPS[floor,$r]:-0}" \
         "${CPU[bridgecore,$r]:-0}" "${CPU[nginx,$r]:-0}" "${CPU[floor,$r]:-0}" "${RPS[floor-mi,$r]:-0}"
@@ -544,7 +553,7 @@ for name in "${ORDER[@]}"; do
     M_CPU[$name]=$(col CPU)
     # shellcheck disable=SC2059
     printf "$ROW_FMT" "$name" "$(printf '%.0f' "${M_RPS[$name]}")" "$(col P50)" "$(col P99)" "$(printf '%.1f' "${M_CPU[$name]}")" \
-        "$(printf '%.1f' "$(col UPCPU)")" "$(col BUSY0)%" "$(col BUSY1)%" "$(col LOGPCT)" "$(col ERRS)"
+        "$(printf '%.1f' "$(col UPCPU)")" "$(col BUSY0)%" "$(col BUSY1)%" "$(col STEAL)%" "$(col LOGPCT)" "$(col ERRS)"
 done
 ratios_line "ratios" "${M_RPS[bridgecore]:-0}" "${M_RPS[floor]:-0}" \
     "${M_CPU[bridgecore]:-0}" "${M_CPU[nginx]:-0}" "${M_CPU[floor]:-0}" "${M_RPS[floor-mi]:-0}"
