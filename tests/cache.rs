@@ -154,31 +154,89 @@ async fn a_wrong_password_is_never_served_from_the_cache() {
     assert_eq!(h.odoo.count_calls("res.partner", "search_read"), 3);
 }
 
+const SHARED: &str = "cache:\n  models:\n    res.country: {shared: true}\n";
+
+async fn countries(h: &Harness, sid: &str, id: i64) -> (String, Value) {
+    call_kw(
+        &base(h),
+        sid,
+        "res.country",
+        "search_read",
+        json!([[]]),
+        json!({"fields": ["name"]}),
+        id,
+    )
+    .await
+}
+
+/// `res.country` through `/jsonrpc` as uid 2 with `password`.
+async fn countries_as(h: &Harness, password: &str, id: i64) -> (String, Value) {
+    let r = client()
+        .post(h.url("/jsonrpc"))
+        .json(&rpc(
+            json!({"service": "object", "method": "execute_kw", "args": ["odoo", 2, password, "res.country", "search_read", [[]], {"fields": ["name"]}]}),
+            id,
+        ))
+        .send()
+        .await
+        .unwrap();
+    let xc = r
+        .headers()
+        .get("x-cache")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (xc, r.json().await.unwrap())
+}
+
 #[tokio::test]
-async fn a_shared_model_is_shared_between_users() {
-    let cache = "cache:\n  models:\n    res.country: {shared: true}\n";
-    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{cache}"), Vec::new());
+async fn a_shared_model_is_shared_between_users_odoo_answered() {
+    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{SHARED}"), Vec::new());
     let (a, b) = (h.odoo.new_session(2), h.odoo.new_session(6));
-    let read = |sid: String, id| {
-        let base = base(&h);
-        async move {
-            call_kw(
-                &base,
-                &sid,
-                "res.country",
-                "search_read",
-                json!([[]]),
-                json!({"fields": ["name"]}),
-                id,
-            )
-            .await
-        }
-    };
-    assert_eq!(read(a.clone(), 1).await.0, "MISS");
-    assert_eq!(read(b.clone(), 2).await.0, "HIT");
+    assert_eq!(countries(&h, &a, 1).await.0, "MISS");
+    assert_eq!(countries(&h, &a, 2).await.0, "HIT");
+    // Another user's first read goes to Odoo, which vouches for the session; from then on it
+    // shares the entry, which that read refreshed.
+    assert_eq!(countries(&h, &b, 3).await.0, "MISS");
+    let (x, body) = countries(&h, &b, 4).await;
+    assert_eq!(x, "HIT");
+    assert_eq!(body["id"], 4);
+    assert_eq!(countries(&h, &a, 5).await.0, "HIT");
+    assert_eq!(h.odoo.count_calls("res.country", "search_read"), 2);
     // Not shared: partners stay per caller.
-    assert_eq!(partners(&h, &a, json!({}), 3).await.0, "MISS");
-    assert_eq!(partners(&h, &b, json!({}), 4).await.0, "MISS");
+    assert_eq!(partners(&h, &a, json!({}), 6).await.0, "MISS");
+    assert_eq!(partners(&h, &b, json!({}), 7).await.0, "MISS");
+}
+
+#[tokio::test]
+async fn a_shared_model_is_never_served_to_a_caller_odoo_would_refuse() {
+    let h = Harness::with(Dataset::demo(), "", &format!("{TOP}{SHARED}"), Vec::new());
+    let a = h.odoo.new_session(2);
+    assert_eq!(countries(&h, &a, 1).await.0, "MISS");
+    assert_eq!(countries(&h, &a, 2).await.0, "HIT");
+    // A session id Odoo never issued, twice: Odoo refuses it both times.
+    for id in [3, 4] {
+        let (x, b) = countries(&h, "0123456789abcdef0123456789abcdef01234567", id).await;
+        assert_eq!(x, "MISS", "{b}");
+        assert!(b.get("result").is_none(), "{b}");
+        assert!(b.get("error").is_some(), "{b}");
+    }
+    // A wrong password on /jsonrpc, twice; then the right one is vouched for and shares.
+    for id in [5, 6] {
+        let (x, b) = countries_as(&h, "wrong", id).await;
+        assert_eq!(x, "MISS", "{b}");
+        assert!(b.get("error").is_some(), "{b}");
+    }
+    assert_eq!(countries_as(&h, "admin", 7).await.0, "MISS");
+    assert_eq!(countries_as(&h, "admin", 8).await.0, "HIT");
+    // A session that logged out is not served the shared entry any more.
+    let r = post_as(h.url("/web/session/destroy"), &a, &rpc(json!({}), 9)).await;
+    assert_eq!(r.status(), 200);
+    let (x, b) = countries(&h, &a, 10).await;
+    assert_eq!(x, "MISS", "{b}");
+    assert!(b.get("error").is_some(), "{b}");
+    // The entry itself is still there for the callers Odoo answered.
+    assert_eq!(countries_as(&h, "admin", 11).await.0, "HIT");
+    assert_eq!(h.odoo.count_calls("res.country", "search_read"), 7);
 }
 
 #[tokio::test]
@@ -228,6 +286,63 @@ async fn a_write_makes_the_next_read_fresh() {
     .await;
     assert!(b.get("error").is_some(), "{b}");
     assert_eq!(read().await.0, "MISS");
+}
+
+#[tokio::test]
+async fn a_logout_through_one_instance_ends_shared_entries_for_that_session_on_another() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let redis = "redis:\n  url: \"redis://127.0.0.1:6379/0\"\ncache:\n  backend: redis\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n  models:\n    res.country: {shared: true}\n";
+    let start = || {
+        let (text, _, _) = yaml(
+            &[TenantSpec::for_odoo(
+                &format!("s{}", std::process::id()),
+                &["erp.example.com"],
+                &odoo,
+            )],
+            &format!("{TOP}{redis}"),
+        );
+        start_yaml(&text, Vec::new())
+    };
+    let (a, b) = (start(), start());
+    let (ua, ub) = (
+        format!("http://{}", a.addr()),
+        format!("http://{}", b.addr()),
+    );
+    // Unique per run: entries of earlier runs in the shared Redis must not answer.
+    let tag = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let read = |u: &str, sid: &str, id| {
+        let (u, sid, tag) = (u.to_owned(), sid.to_owned(), tag.clone());
+        async move {
+            call_kw(
+                &u,
+                &sid,
+                "res.country",
+                "search_read",
+                json!([[]]),
+                json!({"fields": ["name"], "context": {"run": tag}}),
+                id,
+            )
+            .await
+        }
+    };
+    let (s1, s2) = (odoo.new_session(2), odoo.new_session(6));
+    assert_eq!(read(&ua, &s1, 1).await.0, "MISS");
+    assert_eq!(read(&ub, &s1, 2).await.0, "MISS"); // B has not seen Odoo answer s1 yet
+    assert_eq!(read(&ub, &s1, 3).await.0, "HIT");
+    assert_eq!(read(&ub, &s2, 4).await.0, "MISS");
+    let r = post_as(format!("{ua}/web/session/destroy"), &s1, &rpc(json!({}), 5)).await;
+    assert_eq!(r.status(), 200);
+    // B vouched for s1 a moment ago, but the logout moved s1's counter in Redis.
+    let (x, body) = read(&ub, &s1, 6).await;
+    assert_eq!(x, "MISS", "{body}");
+    assert!(body.get("error").is_some(), "{body}");
+    assert_eq!(read(&ub, &s2, 7).await.0, "HIT");
 }
 
 #[tokio::test]

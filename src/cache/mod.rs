@@ -23,7 +23,7 @@ pub mod store;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bridgecore_filters::cache::body::{jsonrpc_result, Bodies, Codings, Envelope};
 use bridgecore_filters::cache::graph::{Affected, DepGraph};
@@ -80,6 +80,9 @@ pub struct Plan {
     /// The key by the request's own argument bytes, when it has them.
     bytes_key: Option<CacheKey>,
     identity: Option<Identity>,
+    /// On a shared model, whose key leaves the caller out: the caller, and its identity
+    /// counter when Odoo last answered it within the TTL (see [`Cache::plan`]).
+    shared_for: Option<(Identity, Option<u64>)>,
     model: String,
     ttl: Duration,
     stale: Duration,
@@ -94,6 +97,9 @@ pub struct Pending {
     leader: Option<Leader>,
     /// An expired entry still within `stale_if_error`, for when Odoo fails.
     pub stale: Option<Arc<Entry>>,
+    /// A shared model's caller Odoo has not answered lately, and its identity counter: a good
+    /// answer vouches for it.
+    vouch: Option<u64>,
 }
 
 impl Pending {
@@ -128,6 +134,17 @@ struct TenantBook {
 const MAX_TRACKED_MODELS: usize = 256;
 /// Answers larger than this are compressed off the async runtime.
 const BLOCKING_BUILD: usize = 64 * 1024;
+/// Callers remembered as answered by Odoo at most; past it the list starts again (each caller
+/// then pays one more trip to Odoo before it shares entries again).
+const MAX_VOUCHED: usize = 100_000;
+
+/// A caller Odoo answered a cacheable read for: when, on which tenant, and the caller's
+/// identity counter then (a logout on any instance moves it).
+struct Vouch {
+    tenant: Box<str>,
+    at: Instant,
+    gen: u64,
+}
 
 /// The process-wide cache: stores, generations, flights and learned graphs. Survives reloads;
 /// the settings come from each request's configuration.
@@ -142,6 +159,9 @@ pub struct Cache {
     metrics: Arc<Metrics>,
     codings: Codings,
     level: u32,
+    /// Callers whose credential Odoo accepted lately: only they are served a shared model's
+    /// entries (a wrong password or a dead session must not read what Odoo would refuse it).
+    vouched: RwLock<HashMap<Identity, Vouch>>,
 }
 
 impl Cache {
@@ -178,6 +198,7 @@ impl Cache {
             metrics,
             codings,
             level,
+            vouched: RwLock::new(HashMap::new()),
         }
     }
 
@@ -220,8 +241,20 @@ impl Cache {
         if !model_cfg.enabled || asks_for_live_data(call) {
             return None;
         }
-        let identity = self.identity(call, odoo_session)?;
-        let identity = (!model_cfg.shared).then_some(identity);
+        let ttl = model_cfg.ttl.unwrap_or_else(|| cfg.ttl.for_method(method));
+        if ttl.is_zero() {
+            return None;
+        }
+        let caller = self.identity(call, odoo_session)?;
+        // A shared model's entries leave the caller out of their key, but are served only to a
+        // caller Odoo answered within the TTL (its identity counter unmoved since, checked at
+        // the lookup): a wrong password or a dead session must not read what Odoo would refuse
+        // it. Anyone else goes to Odoo, and a good answer vouches for them (and refreshes the
+        // entry).
+        let (identity, shared_for) = match model_cfg.shared {
+            true => (None, Some((caller, self.vouched_gen(tenant, &caller, ttl)))),
+            false => (Some(caller), None),
+        };
         let bytes_key = CacheKey::of_bytes(tenant, identity.as_ref(), call);
         // A call seen before is found by its bytes: no decoding of its arguments (the hit path
         // of the web client, which repeats the same bytes with a new id).
@@ -229,14 +262,11 @@ impl Cache {
             Some(canonical) => canonical,
             None => CacheKey::of_with(tenant, identity.as_ref(), call, canonical_domains)?,
         };
-        let ttl = model_cfg.ttl.unwrap_or_else(|| cfg.ttl.for_method(method));
-        if ttl.is_zero() {
-            return None;
-        }
         Some(Plan {
             key,
             bytes_key,
             identity,
+            shared_for,
             model: model.to_owned(),
             ttl,
             stale: cfg.stale_if_error,
@@ -246,17 +276,51 @@ impl Cache {
 
     /// Looks `plan` up (see the module docs). `lock_timeout` bounds a follower's wait.
     pub async fn lookup(&self, tenant: &str, plan: Plan, lock_timeout: Duration) -> Lookup {
-        let snapshot = match self
-            .gens
-            .snapshot(tenant, &plan.model, plan.identity.as_ref())
-            .await
-        {
+        let caller = plan
+            .identity
+            .as_ref()
+            .or(plan.shared_for.as_ref().map(|(c, _)| c));
+        let snapshot = match self.gens.snapshot(tenant, &plan.model, caller).await {
             Ok(s) => s,
             Err(e) => {
                 log::debug!("cache bypassed: {e}");
                 return Lookup::Bypass;
             }
         };
+        let Some((caller, vouched)) = &plan.shared_for else {
+            return self.find(tenant, plan, snapshot, lock_timeout).await;
+        };
+        // Shared entries are made and checked without the caller's counter.
+        let counter = snapshot.identity;
+        let snapshot = Snapshot {
+            identity: 0,
+            ..snapshot
+        };
+        if *vouched != Some(counter) {
+            // Not answered by Odoo lately, or its sessions ended since (a logout, here or
+            // on another instance): Odoo decides, and nothing stale is served instead.
+            if vouched.is_some() {
+                self.unvouch(caller);
+            }
+            return Lookup::Miss(Box::new(Pending {
+                plan,
+                snapshot,
+                leader: None,
+                stale: None,
+                vouch: Some(counter),
+            }));
+        }
+        self.find(tenant, plan, snapshot, lock_timeout).await
+    }
+
+    /// The rest of [`Cache::lookup`], under the generations read.
+    async fn find(
+        &self,
+        tenant: &str,
+        plan: Plan,
+        snapshot: Snapshot,
+        lock_timeout: Duration,
+    ) -> Lookup {
         let now = now_ms();
         let mut stale = None;
         let mut found = self
@@ -323,6 +387,7 @@ impl Cache {
             snapshot,
             leader,
             stale,
+            vouch: None,
         }))
     }
 
@@ -394,6 +459,16 @@ impl Cache {
             model: pending.plan.model.as_str().into(),
             bodies,
         });
+        // Odoo answered this caller's read, and no logout came between.
+        match (
+            &pending.plan.identity,
+            &pending.plan.shared_for,
+            pending.vouch,
+        ) {
+            (Some(caller), _, _) => self.vouch(tenant, caller, pending.snapshot.identity),
+            (None, Some((caller, _)), Some(counter)) => self.vouch(tenant, caller, counter),
+            _ => {}
+        }
         if let Some(redis) = &self.redis {
             if let Err(e) = redis.put(&entry).await {
                 log::debug!("cache entry not written to redis: {e}");
@@ -407,6 +482,35 @@ impl Cache {
             leader.publish(entry);
         }
         true
+    }
+
+    /// The identity counter Odoo last answered `caller` under on `tenant`, if within `ttl`.
+    fn vouched_gen(&self, tenant: &str, caller: &Identity, ttl: Duration) -> Option<u64> {
+        let vouched = self.vouched.read().unwrap_or_else(|e| e.into_inner());
+        vouched
+            .get(caller)
+            .filter(|v| &*v.tenant == tenant && v.at.elapsed() < ttl)
+            .map(|v| v.gen)
+    }
+
+    fn vouch(&self, tenant: &str, caller: &Identity, gen: u64) {
+        let mut vouched = self.vouched.write().unwrap_or_else(|e| e.into_inner());
+        if vouched.len() >= MAX_VOUCHED && !vouched.contains_key(caller) {
+            vouched.clear();
+        }
+        vouched.insert(
+            *caller,
+            Vouch {
+                tenant: tenant.into(),
+                at: Instant::now(),
+                gen,
+            },
+        );
+    }
+
+    fn unvouch(&self, caller: &Identity) {
+        let mut vouched = self.vouched.write().unwrap_or_else(|e| e.into_inner());
+        vouched.remove(caller);
     }
 
     fn put_memory(&self, entry: Arc<Entry>) {
@@ -522,6 +626,7 @@ impl Cache {
 
     /// Ends one caller's entries (logout, `?debug=` switches).
     pub async fn end_identity(&self, tenant: &str, identity: &Identity) {
+        self.unvouch(identity);
         if let Err(e) = self.gens.bump(tenant, Bump::Identity(identity)).await {
             log::warn!("cache: ending a session's entries did not reach redis: {e}");
         }
