@@ -119,10 +119,23 @@ async fn other_callers_and_contexts_miss() {
 }
 
 async fn jsonrpc_read(h: &Harness, uid: i64, password: &str, id: i64) -> (String, Value) {
+    let kwargs = json!({"fields": ["name"], "limit": 5});
+    execute_kw_read(h, uid, password, "res.partner", kwargs, id).await
+}
+
+/// `search_read` of `model` through `/jsonrpc` as `uid` with `password`: `X-Cache` and the body.
+async fn execute_kw_read(
+    h: &Harness,
+    uid: i64,
+    password: &str,
+    model: &str,
+    kwargs: Value,
+    id: i64,
+) -> (String, Value) {
     let r = client()
         .post(h.url("/jsonrpc"))
         .json(&rpc(
-            json!({"service": "object", "method": "execute_kw", "args": ["odoo", uid, password, "res.partner", "search_read", [[]], {"fields": ["name"], "limit": 5}]}),
+            json!({"service": "object", "method": "execute_kw", "args": ["odoo", uid, password, model, "search_read", [[]], kwargs]}),
             id,
         ))
         .send()
@@ -171,21 +184,15 @@ async fn countries(h: &Harness, sid: &str, id: i64) -> (String, Value) {
 
 /// `res.country` through `/jsonrpc` as uid 2 with `password`.
 async fn countries_as(h: &Harness, password: &str, id: i64) -> (String, Value) {
-    let r = client()
-        .post(h.url("/jsonrpc"))
-        .json(&rpc(
-            json!({"service": "object", "method": "execute_kw", "args": ["odoo", 2, password, "res.country", "search_read", [[]], {"fields": ["name"]}]}),
-            id,
-        ))
-        .send()
-        .await
-        .unwrap();
-    let xc = r
-        .headers()
-        .get("x-cache")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (xc, r.json().await.unwrap())
+    execute_kw_read(
+        h,
+        2,
+        password,
+        "res.country",
+        json!({"fields": ["name"]}),
+        id,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -288,34 +295,48 @@ async fn a_write_makes_the_next_read_fresh() {
     assert_eq!(read().await.0, "MISS");
 }
 
-#[tokio::test]
-async fn a_logout_through_one_instance_ends_shared_entries_for_that_session_on_another() {
-    let odoo = FakeOdoo::start(Dataset::demo());
-    let redis = "redis:\n  url: \"redis://127.0.0.1:6379/0\"\ncache:\n  backend: redis\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n  models:\n    res.country: {shared: true}\n";
+/// Two instances serving `tenant` in front of `odoo`, sharing Redis for entries and
+/// generations; `cache_extra` goes on under their `cache:` section.
+fn two_sharing_redis(
+    odoo: &FakeOdoo,
+    tenant: &str,
+    cache_extra: &str,
+) -> (bridgecore::Running, bridgecore::Running) {
+    let redis = format!("redis:\n  url: \"redis://127.0.0.1:6379/0\"\ncache:\n  backend: redis\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n{cache_extra}");
     let start = || {
         let (text, _, _) = yaml(
-            &[TenantSpec::for_odoo(
-                &format!("s{}", std::process::id()),
-                &["erp.example.com"],
-                &odoo,
-            )],
+            &[TenantSpec::for_odoo(tenant, &["erp.example.com"], odoo)],
             &format!("{TOP}{redis}"),
         );
         start_yaml(&text, Vec::new())
     };
-    let (a, b) = (start(), start());
+    (start(), start())
+}
+
+/// Unique per run, for a context key: entries of earlier runs in the shared Redis must not
+/// answer.
+fn run_tag() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_logout_through_one_instance_ends_shared_entries_for_that_session_on_another() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let tenant = format!("s{}", std::process::id());
+    let (a, b) = two_sharing_redis(
+        &odoo,
+        &tenant,
+        "  models:\n    res.country: {shared: true}\n",
+    );
     let (ua, ub) = (
         format!("http://{}", a.addr()),
         format!("http://{}", b.addr()),
     );
-    // Unique per run: entries of earlier runs in the shared Redis must not answer.
-    let tag = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let tag = run_tag();
     let read = |u: &str, sid: &str, id| {
         let (u, sid, tag) = (u.to_owned(), sid.to_owned(), tag.clone());
         async move {
@@ -348,32 +369,13 @@ async fn a_logout_through_one_instance_ends_shared_entries_for_that_session_on_a
 #[tokio::test]
 async fn writes_through_one_instance_invalidate_another_sharing_redis() {
     let odoo = FakeOdoo::start(Dataset::demo());
-    let redis = "redis:\n  url: \"redis://127.0.0.1:6379/0\"\ncache:\n  backend: redis\n  key_secret: \"a-shared-cache-key-secret-for-tests\"\n";
-    let start = || {
-        let (text, _, _) = yaml(
-            &[TenantSpec::for_odoo(
-                &format!("t{}", std::process::id()),
-                &["erp.example.com"],
-                &odoo,
-            )],
-            &format!("{TOP}{redis}"),
-        );
-        start_yaml(&text, Vec::new())
-    };
-    let (a, b) = (start(), start());
+    let (a, b) = two_sharing_redis(&odoo, &format!("t{}", std::process::id()), "");
     let (ua, ub) = (
         format!("http://{}", a.addr()),
         format!("http://{}", b.addr()),
     );
     let sid = odoo.new_session(2);
-    // Unique per run: entries of earlier runs in the shared Redis must not answer.
-    let tag = format!(
-        "{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
+    let tag = run_tag();
     let read = |u: String| {
         let sid = sid.clone();
         let tag = tag.clone();
