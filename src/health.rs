@@ -81,8 +81,11 @@ impl BackgroundService for HealthChecker {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap_or_default();
-        // When each tenant of the current generation was last checked.
+        // When each tenant of the current generation was last checked, and its round of checks
+        // while it runs: each tenant is checked on its own task, so that one whose upstreams
+        // hang until the timeout does not hold up the others' checks.
         let mut last: HashMap<String, Instant> = HashMap::new();
+        let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
         let mut generation: Option<Arc<Runtime>> = None;
         loop {
             let rt = self.shared.runtime.load_full();
@@ -100,23 +103,28 @@ impl BackgroundService for HealthChecker {
                 let due = last
                     .get(tenant.name())
                     .is_none_or(|at| at.elapsed() >= interval);
-                if !due {
+                let busy = running
+                    .get(tenant.name())
+                    .is_some_and(|round| !round.is_finished());
+                if !due || busy {
                     continue;
                 }
                 last.insert(tenant.name().to_owned(), Instant::now());
-                check_set(&self.shared, &http, tenant, &tenant.upstreams, "http").await;
-                check_set(
-                    &self.shared,
-                    &http,
-                    tenant,
-                    &tenant.ws_upstreams,
-                    "websocket",
-                )
-                .await;
+                let (shared, http, t) =
+                    (Arc::clone(&self.shared), http.clone(), Arc::clone(tenant));
+                let round = tokio::spawn(async move {
+                    check_set(&shared, &http, &t, &t.upstreams, "http").await;
+                    check_set(&shared, &http, &t, &t.ws_upstreams, "websocket").await;
+                });
+                running.insert(tenant.name().to_owned(), round);
             }
+            running.retain(|_, round| !round.is_finished());
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    running.values().for_each(tokio::task::JoinHandle::abort);
+                    return;
+                }
             }
         }
     }

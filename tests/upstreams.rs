@@ -690,3 +690,30 @@ async fn a_passively_ejected_upstream_comes_back_by_cooldown_or_health_check() {
         relay.off().await;
     }
 }
+
+#[tokio::test]
+async fn a_tenant_whose_upstream_hangs_does_not_hold_up_the_others_health_checks() {
+    let a = FakeOdoo::start(Dataset::demo());
+    // Takes connections (the kernel's backlog does) and never answers: each check of it lasts
+    // its whole timeout.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut stuck = TenantSpec::for_odoo("stuck", &["stuck.example.com"], &a)
+        .extra("health_check: {interval: 100ms, timeout: 20s}\n");
+    stuck.upstream = hung.local_addr().unwrap().to_string();
+    stuck.ws_upstream = stuck.upstream.clone();
+    let odoo = TenantSpec::for_odoo("odoo", &["erp.example.com"], &a)
+        .extra("health_check: {interval: 100ms, timeout: 500ms}\n");
+    let (text, _, _) = yaml(&[stuck, odoo], "");
+    let bc = start_yaml(&text, Vec::new());
+    // The stuck tenant's first round has started and hangs by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = a.count_path("/web/health");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let checks = a.count_path("/web/health") - before;
+    // Every 100 ms, its upstream and its bus upstream: about 20 in the second.
+    assert!(
+        checks >= 8,
+        "{checks} health checks of the other tenant in 1 s while another tenant's checks hang"
+    );
+    drop(bc);
+}
