@@ -834,6 +834,11 @@ impl ProxyHttp for Proxy {
             };
         }
         if code > 0 && session.response_written().is_none() {
+            if ctx.cache_status == Some(Status::Miss) {
+                // BridgeCore's own answer, not Odoo's: `X-Cache: BYPASS` on it, and so in the
+                // metrics and the access log.
+                ctx.cache_status = Some(Status::Bypass);
+            }
             let reply = if code == 408 {
                 plain(408, "request timeout\n")
             } else {

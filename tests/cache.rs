@@ -982,6 +982,15 @@ async fn bridgecores_own_json_rpc_answers_say_bypass() {
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["id"], 3);
     assert!(b["error"].is_object(), "{b}");
+    // Counted as the header says: a bypass, not a miss (the lookup missed, but no answer of
+    // Odoo's came to be stored).
+    metric_appears(
+        &bc,
+        "bridgecore_cache_requests_total{result=\"bypass\",tenant=\"odoo\"} 1",
+    )
+    .await;
+    let text = String::from_utf8(bc.handle().metrics()).unwrap();
+    assert!(!text.contains("result=\"miss\""), "{text}");
 }
 
 #[tokio::test]
