@@ -59,9 +59,9 @@ pub(crate) const COMPRESSION_LEVEL: u32 = 5;
 /// The filters' view of this request. A macro, not a method, so that the borrows of `ctx`'s
 /// fields stay disjoint (the chain also needs `ctx.call`).
 macro_rules! exchange {
-    ($session:expr, $ctx:expr, $tenant:expr) => {
+    ($req:expr, $ctx:expr, $tenant:expr) => {
         Exchange {
-            request: $session.req_header(),
+            request: $req,
             client_ip: $ctx
                 .client_ip
                 .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
@@ -190,7 +190,7 @@ impl ProxyHttp for Proxy {
             }
         };
         ctx.tenant = Some(tenant.clone());
-        ctx.ends_session = self.session_switch(session, &tenant).await;
+        ctx.ends_session = self.session_switch(session.req_header(), &tenant).await;
 
         let xmlrpc_db = matches!(ctx.endpoint, Endpoint::XmlRpc { .. })
             && session.req_header().uri.path().rsplit('/').next() == Some("db");
@@ -291,7 +291,7 @@ impl ProxyHttp for Proxy {
             }
             ctx.class = Some(call.class());
             if let Some(reply) = self
-                .gate(session, ctx, &rt, &tenant, Some(&call), None)
+                .gate(session.req_header(), ctx, &rt, &tenant, Some(&call), None)
                 .await
             {
                 ctx.call = Some(call);
@@ -309,7 +309,7 @@ impl ProxyHttp for Proxy {
                 call
             } else {
                 let decision = {
-                    let mut ex = exchange!(session, ctx, tenant);
+                    let mut ex = exchange!(session.req_header(), ctx, tenant);
                     rt.chain.on_request(&mut ex, &call).await
                 };
                 match decision {
@@ -340,7 +340,10 @@ impl ProxyHttp for Proxy {
                     }
                 }
             };
-            if let Some(reply) = self.cache_lookup(session, ctx, &rt, &tenant, &call).await {
+            if let Some(reply) = self
+                .cache_lookup(session.req_header(), ctx, &rt, &tenant, &call)
+                .await
+            {
                 ctx.call = Some(call);
                 return self.answer(session, ctx, reply, "cache", "cache_hit").await;
             }
@@ -359,7 +362,10 @@ impl ProxyHttp for Proxy {
                 let login = form_login
                     .as_ref()
                     .map(|(db, l)| (db.as_deref(), l.as_str()));
-                if let Some(reply) = self.gate(session, ctx, &rt, &tenant, None, login).await {
+                if let Some(reply) = self
+                    .gate(session.req_header(), ctx, &rt, &tenant, None, login)
+                    .await
+                {
                     return self
                         .answer(session, ctx, reply, "bridgecore", "refused")
                         .await;
@@ -682,7 +688,7 @@ impl ProxyHttp for Proxy {
                 (ctx.runtime.clone(), ctx.tenant.clone(), ctx.call.as_ref())
             {
                 let mut head = ResponseHead::new(resp.status.as_u16(), &resp.headers);
-                let mut ex = exchange!(session, ctx, tenant);
+                let mut ex = exchange!(session.req_header(), ctx, tenant);
                 rt.chain.on_response(&mut ex, call, &mut head).await;
                 for edit in head.into_edits() {
                     match edit {
@@ -898,7 +904,7 @@ impl ProxyHttp for Proxy {
                     (None, s) if s > 0 => Outcome::Answered(s),
                     _ => Outcome::Failed,
                 };
-                let mut ex = exchange!(session, ctx, t);
+                let mut ex = exchange!(session.req_header(), ctx, t);
                 rt.chain.on_complete(&mut ex, call, outcome).await;
             }
         }
@@ -1066,8 +1072,7 @@ impl Proxy {
     /// so what `fields_get`, views and menus return. A debug switch ends them twice: here, and
     /// again once Odoo has answered, so that nothing another tab stored under the old mode
     /// while Odoo was switching it survives.
-    async fn session_switch(&self, session: &Session, tenant: &Tenant) -> Option<Box<Identity>> {
-        let req = session.req_header();
+    async fn session_switch(&self, req: &RequestHeader, tenant: &Tenant) -> Option<Box<Identity>> {
         let debug = req.uri.query().is_some_and(|q| {
             q.split('&')
                 .any(|kv| kv == "debug" || kv.starts_with("debug="))
@@ -1330,7 +1335,7 @@ impl Proxy {
     /// for the response side.
     async fn cache_lookup(
         &self,
-        session: &Session,
+        req: &RequestHeader,
         ctx: &mut RequestCtx,
         rt: &Runtime,
         tenant: &Tenant,
@@ -1340,8 +1345,9 @@ impl Proxy {
             return None;
         }
         let cfg = &rt.config.cache;
-        let no_cache = session
-            .get_header(header::CACHE_CONTROL)
+        let no_cache = req
+            .headers
+            .get(header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| {
                 v.split(',')
@@ -1372,7 +1378,7 @@ impl Proxy {
                     // The chain's response side still adds its headers to a hit.
                     let headers = http::HeaderMap::new();
                     let mut head = ResponseHead::new(200, &headers);
-                    let mut ex = exchange!(session, ctx, tenant);
+                    let mut ex = exchange!(req, ctx, tenant);
                     rt.chain.on_response(&mut ex, call, &mut head).await;
                     apply_edits(&mut reply, head.into_edits());
                 }
@@ -1554,7 +1560,7 @@ impl Proxy {
     /// send; on success the limit decision is kept for the answer's headers.
     async fn gate(
         &self,
-        session: &Session,
+        req: &RequestHeader,
         ctx: &mut RequestCtx,
         rt: &Runtime,
         tenant: &Arc<Tenant>,
@@ -1563,8 +1569,8 @@ impl Proxy {
     ) -> Option<Reply> {
         let class = ctx.class?;
         let category = class.category();
-        let headers = &session.req_header().headers;
-        let path = session.req_header().uri.path();
+        let headers = &req.headers;
+        let path = req.uri.path();
         let json2 = matches!(ctx.endpoint, Endpoint::Json2 { .. });
         let needs_token = tenant.cfg.require_jwt
             && (path.starts_with("/web/dataset/")
