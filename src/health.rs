@@ -34,43 +34,59 @@ async fn check(http: &reqwest::Client, addr: SocketAddr, path: &str, timeout: Du
     }
 }
 
-async fn check_set(
+/// Which of a tenant's upstream sets.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Http,
+    Websocket,
+}
+
+impl Kind {
+    fn set(self, tenant: &Tenant) -> &Upstreams {
+        match self {
+            Kind::Http => &tenant.upstreams,
+            Kind::Websocket => &tenant.ws_upstreams,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Websocket => "websocket",
+        }
+    }
+}
+
+/// Checks one upstream and records the verdict (rotation, log, `bridgecore_upstream_up`).
+async fn check_one(
     shared: &Shared,
     http: &reqwest::Client,
     tenant: &Tenant,
-    set: &Upstreams,
-    kind: &str,
+    kind: Kind,
+    addr: SocketAddr,
 ) {
     let hc = &tenant.cfg.health_check;
-    let results = futures_util::future::join_all(
-        set.all()
-            .iter()
-            .map(|&addr| async move { (addr, check(http, addr, &hc.path, hc.timeout).await) }),
-    )
-    .await;
-    for (addr, ok) in results {
-        if let Some(up) = set.report(addr, ok, hc.rise, hc.fall) {
-            if up {
-                log::info!(
-                    "tenant {}: {kind} upstream {addr} back in rotation",
-                    tenant.name()
-                );
-            } else {
-                log::warn!(
-                    "tenant {}: {kind} upstream {addr} out of rotation (health check failed)",
-                    tenant.name()
-                );
-            }
+    let set = kind.set(tenant);
+    let ok = check(http, addr, &hc.path, hc.timeout).await;
+    let what = kind.label();
+    if let Some(up) = set.report(addr, ok, hc.rise, hc.fall) {
+        if up {
+            log::info!(
+                "tenant {}: {what} upstream {addr} back in rotation",
+                tenant.name()
+            );
+        } else {
+            log::warn!(
+                "tenant {}: {what} upstream {addr} out of rotation (health check failed)",
+                tenant.name()
+            );
         }
-        let addr = addr.to_string();
-        shared
-            .metrics
-            .upstream_up
-            .with_label_values(&[tenant.name(), kind, &addr])
-            .set(i64::from(
-                set.is_up(addr.parse().unwrap_or(([0, 0, 0, 0], 0).into())),
-            ));
     }
+    shared
+        .metrics
+        .upstream_up
+        .with_label_values(&[tenant.name(), what, &addr.to_string()])
+        .set(i64::from(set.is_up(addr)));
 }
 
 #[async_trait]
@@ -81,11 +97,12 @@ impl BackgroundService for HealthChecker {
             .pool_max_idle_per_host(0)
             .build()
             .unwrap_or_default();
-        // When each tenant of the current generation was last checked, and its round of checks
-        // while it runs: each tenant is checked on its own task, so that one whose upstreams
-        // hang until the timeout does not hold up the others' checks.
-        let mut last: HashMap<String, Instant> = HashMap::new();
-        let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        // When each upstream of the current generation was last checked, and its check while
+        // it runs: each upstream is checked on its own task, so that one that hangs until the
+        // timeout holds up no other's checks (its tenant's or another tenant's).
+        type Key = (String, Kind, SocketAddr);
+        let mut last: HashMap<Key, Instant> = HashMap::new();
+        let mut running: HashMap<Key, tokio::task::JoinHandle<()>> = HashMap::new();
         let mut generation: Option<Arc<Runtime>> = None;
         loop {
             let rt = self.shared.runtime.load_full();
@@ -100,23 +117,23 @@ impl BackgroundService for HealthChecker {
                 if interval.is_zero() {
                     continue;
                 }
-                let due = last
-                    .get(tenant.name())
-                    .is_none_or(|at| at.elapsed() >= interval);
-                let busy = running
-                    .get(tenant.name())
-                    .is_some_and(|round| !round.is_finished());
-                if !due || busy {
-                    continue;
+                for kind in [Kind::Http, Kind::Websocket] {
+                    for &addr in kind.set(tenant).all() {
+                        let key = (tenant.name().to_owned(), kind, addr);
+                        let due = last.get(&key).is_none_or(|at| at.elapsed() >= interval);
+                        let busy = running.get(&key).is_some_and(|c| !c.is_finished());
+                        if !due || busy {
+                            continue;
+                        }
+                        last.insert(key.clone(), Instant::now());
+                        let (shared, http, t) =
+                            (Arc::clone(&self.shared), http.clone(), Arc::clone(tenant));
+                        let task = tokio::spawn(async move {
+                            check_one(&shared, &http, &t, kind, addr).await;
+                        });
+                        running.insert(key, task);
+                    }
                 }
-                last.insert(tenant.name().to_owned(), Instant::now());
-                let (shared, http, t) =
-                    (Arc::clone(&self.shared), http.clone(), Arc::clone(tenant));
-                let round = tokio::spawn(async move {
-                    check_set(&shared, &http, &t, &t.upstreams, "http").await;
-                    check_set(&shared, &http, &t, &t.ws_upstreams, "websocket").await;
-                });
-                running.insert(tenant.name().to_owned(), round);
             }
             running.retain(|_, round| !round.is_finished());
             tokio::select! {

@@ -85,8 +85,10 @@ fn upstreams_json(set: &Upstreams, results: &[(String, bool, Option<f64>)]) -> V
 
 /// `GET .../health`: 200 while one upstream accepts connections, else 503.
 pub(crate) async fn health(tenant: &Tenant) -> (u16, Value) {
-    let up = probe(tenant.upstreams.all()).await;
-    let ws = probe(tenant.ws_upstreams.all()).await;
+    let (up, ws) = tokio::join!(
+        probe(tenant.upstreams.all()),
+        probe(tenant.ws_upstreams.all())
+    );
     let healthy = up.iter().any(|(_, ok, _)| *ok);
     let body = json!({
         "system_id": tenant.name(),

@@ -691,6 +691,15 @@ async fn a_passively_ejected_upstream_comes_back_by_cooldown_or_health_check() {
     }
 }
 
+/// The health checks that reach `odoo` in one second, a moment after BridgeCore started (its
+/// first round of checks has begun, and any check of a hanging upstream hangs by then).
+async fn health_checks_in_a_second(odoo: &FakeOdoo) -> usize {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = odoo.count_path("/web/health");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    odoo.count_path("/web/health") - before
+}
+
 #[tokio::test]
 async fn a_tenant_whose_upstream_hangs_does_not_hold_up_the_others_health_checks() {
     let a = FakeOdoo::start(Dataset::demo());
@@ -705,15 +714,48 @@ async fn a_tenant_whose_upstream_hangs_does_not_hold_up_the_others_health_checks
         .extra("health_check: {interval: 100ms, timeout: 500ms}\n");
     let (text, _, _) = yaml(&[stuck, odoo], "");
     let bc = start_yaml(&text, Vec::new());
-    // The stuck tenant's first round has started and hangs by now.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = a.count_path("/web/health");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let checks = a.count_path("/web/health") - before;
+    let checks = health_checks_in_a_second(&a).await;
     // Every 100 ms, its upstream and its bus upstream: about 20 in the second.
     assert!(
         checks >= 8,
         "{checks} health checks of the other tenant in 1 s while another tenant's checks hang"
+    );
+    drop(bc);
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_does_not_hold_up_the_checks_of_its_tenants_bus_upstream() {
+    let a = FakeOdoo::start(Dataset::demo());
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &a)
+        .extra("health_check: {interval: 100ms, timeout: 20s}\n");
+    spec.upstream = hung.local_addr().unwrap().to_string();
+    let (text, _, _) = yaml(&[spec], "");
+    let bc = start_yaml(&text, Vec::new());
+    let checks = health_checks_in_a_second(&a).await;
+    // The bus upstream every 100 ms: about 10 in the second.
+    assert!(
+        checks >= 4,
+        "{checks} health checks of the bus upstream in 1 s while the HTTP upstream's check hangs"
+    );
+    drop(bc);
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_does_not_hold_up_the_checks_of_its_sibling() {
+    let a = FakeOdoo::start(Dataset::demo());
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    let mut spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &a)
+        .extra("health_check: {interval: 100ms, timeout: 20s}\n");
+    spec.upstream = format!("{hung_addr}\", \"{}", a.addr());
+    spec.ws_upstream = hung_addr.to_string();
+    let (text, _, _) = yaml(&[spec], "");
+    let bc = start_yaml(&text, Vec::new());
+    let checks = health_checks_in_a_second(&a).await;
+    assert!(
+        checks >= 4,
+        "{checks} health checks of the healthy upstream in 1 s while its sibling's check hangs"
     );
     drop(bc);
 }
