@@ -41,6 +41,7 @@
 //! }
 //! ```
 
+mod accept;
 pub mod access_log;
 mod admin;
 mod api;
@@ -311,15 +312,12 @@ impl BridgeCore {
     }
 
     /// The proxy service, listening on `server.listen`.
-    pub fn proxy_service(
-        &self,
-        server_conf: &Arc<ServerConf>,
-    ) -> Service<pingora::proxy::HttpProxy<Proxy>> {
+    pub fn proxy_service(&self, server_conf: &Arc<ServerConf>) -> Service<accept::FirstBytes> {
         let proxy = Proxy {
             shared: self.shared.clone(),
         };
-        let mut service =
-            pingora::proxy::http_proxy_service_with_name(server_conf, proxy, "bridgecore");
+        let proxy = pingora::proxy::http_proxy(server_conf, proxy);
+        let mut service = Service::new("bridgecore".to_owned(), accept::FirstBytes::new(proxy));
         for addr in &self.shared.runtime.load().config.server.listen {
             // No L4 read buffer on plain listeners (Pingora's default is 64 KiB per connection,
             // zeroed): the HTTP header and body readers have buffers of their own, and idle

@@ -63,16 +63,15 @@ async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool)
     }
 }
 
-#[tokio::test]
-async fn a_graceful_upgrade_hands_the_listeners_over_without_failing_a_request() {
-    let odoo = FakeOdoo::start(Dataset::demo());
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("upgrade.sock");
+/// A one-tenant configuration in `dir` with its own upgrade socket and pid file, and a short
+/// drain (`graceful_shutdown_timeout`), so that a stopped process is gone soon: the file, the
+/// main port and the admin port.
+fn config(dir: &std::path::Path, odoo: &FakeOdoo, drain: &str) -> (std::path::PathBuf, u16, u16) {
+    let sock = dir.join("upgrade.sock");
     let (text, port, admin) = yaml(
-        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], &odoo)],
+        &[TenantSpec::for_odoo("odoo", &["erp.example.com"], odoo)],
         "",
     );
-    // Its own upgrade socket and pid file; a short drain so the old process is gone soon.
     let text = text
         .lines()
         .map(|l| {
@@ -80,11 +79,11 @@ async fn a_graceful_upgrade_hands_the_listeners_over_without_failing_a_request()
             if t.starts_with("upgrade_sock:") {
                 format!("  upgrade_sock: {}", sock.display())
             } else if t.starts_with("pid_file:") {
-                format!("  pid_file: {}", dir.path().join("bc.pid").display())
+                format!("  pid_file: {}", dir.join("bc.pid").display())
             } else if t.starts_with("grace_period:") {
                 "  grace_period: 1s".to_owned()
             } else if t.starts_with("graceful_shutdown_timeout:") {
-                "  graceful_shutdown_timeout: 1s".to_owned()
+                format!("  graceful_shutdown_timeout: {drain}")
             } else {
                 l.to_owned()
             }
@@ -92,22 +91,36 @@ async fn a_graceful_upgrade_hands_the_listeners_over_without_failing_a_request()
         .collect::<Vec<_>>()
         .join("\n")
         + "\n";
-    let file = dir.path().join("bridgecore.yaml");
+    let file = dir.join("bridgecore.yaml");
     std::fs::write(&file, &text).unwrap();
+    (file, port, admin)
+}
+
+/// Waits until the process answers on `port`.
+async fn until_up(port: u16) {
+    let c = fresh_client();
+    let url = format!("http://127.0.0.1:{port}/web/health");
+    for _ in 0..400 {
+        if c.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("bridgecore did not start");
+}
+
+#[tokio::test]
+async fn a_graceful_upgrade_hands_the_listeners_over_without_failing_a_request() {
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("upgrade.sock");
+    let (file, port, admin) = config(dir.path(), &odoo, "1s");
 
     let url = format!("http://127.0.0.1:{port}/web/health");
     let mut old = spawn(&file, false);
     let old_pid = old.0.id();
     let c = fresh_client();
-    let mut up = false;
-    for _ in 0..400 {
-        if c.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(up, "the first bridgecore did not start");
+    until_up(port).await;
 
     // A client keeps asking throughout.
     let stop = Arc::new(AtomicBool::new(false));
@@ -183,4 +196,33 @@ async fn a_graceful_upgrade_hands_the_listeners_over_without_failing_a_request()
     while new.0.try_wait().unwrap().is_none() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_connection_accepted_before_a_graceful_shutdown_gets_its_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let odoo = FakeOdoo::start(Dataset::demo());
+    let dir = tempfile::tempdir().unwrap();
+    let (file, port, _) = config(dir.path(), &odoo, "5s");
+    let bc = spawn(&file, false);
+    until_up(port).await;
+    // Connected (the process accepted it), but the request comes late: after SIGTERM, once the
+    // process has stopped accepting and dropped its idle keep-alive connections, within the
+    // grace period (1 s) in which it finishes what it has.
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(bc.0.id(), "-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    conn.write_all(
+        format!("GET /web/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
