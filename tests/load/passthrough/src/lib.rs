@@ -57,6 +57,23 @@ fn arg(n: usize, var: &str) -> Result<String, Box<dyn Error>> {
         .ok_or_else(|| format!("usage: passthrough LISTEN UPSTREAM (or set {var})").into())
 }
 
+/// A bootstrapped Pingora server as the benchmark runs them: one worker thread, no grace
+/// period, its pid file and upgrade socket in /tmp under `name`.
+pub fn server(name: &str) -> Server {
+    let pid = std::process::id();
+    let conf = ServerConf {
+        threads: 1,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(0),
+        pid_file: format!("/tmp/{name}-{pid}.pid"),
+        upgrade_sock: format!("/tmp/{name}-{pid}.sock"),
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    server
+}
+
 /// Runs the pass-through until it is stopped.
 pub fn run() -> Result<(), Box<dyn Error>> {
     let listen = arg(1, "PASSTHROUGH_LISTEN")?;
@@ -67,17 +84,7 @@ pub fn run() -> Result<(), Box<dyn Error>> {
         .parse::<SocketAddr>()
         .map_err(|e| format!("listen address `{listen}`: {e}"))?;
 
-    let pid = std::process::id();
-    let conf = ServerConf {
-        threads: 1,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(0),
-        pid_file: format!("/tmp/passthrough-{pid}.pid"),
-        upgrade_sock: format!("/tmp/passthrough-{pid}.sock"),
-        ..Default::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
+    let mut server = server("passthrough");
     let mut proxy = http_proxy_service(&server.configuration, PassThrough { upstream });
     proxy.add_tcp(&listen);
     server.add_service(proxy);

@@ -28,8 +28,7 @@ use pingora::apps::{HttpServerApp, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::proxy::HttpProxy;
-use pingora::server::configuration::ServerConf;
-use pingora::server::{Server, ShutdownWatch};
+use pingora::server::ShutdownWatch;
 use pingora::services::listening::Service;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -192,17 +191,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .position(|&b| b == b',')
             .ok_or("the answer's id is not followed by a comma")?;
 
-    let pid = std::process::id();
-    let conf = ServerConf {
-        threads: 1,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(0),
-        pid_file: format!("/tmp/hit-ceiling-{pid}.pid"),
-        upgrade_sock: format!("/tmp/hit-ceiling-{pid}.sock"),
-        ..Default::default()
-    };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
+    let mut server = passthrough::server("hit-ceiling");
     let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         passthrough::PassThrough::new(upstream),
