@@ -691,9 +691,20 @@ async fn a_passively_ejected_upstream_comes_back_by_cooldown_or_health_check() {
     }
 }
 
-/// The health checks that reach `odoo` in one second, a moment after BridgeCore started (its
-/// first round of checks has begun, and any check of a hanging upstream hangs by then).
-async fn health_checks_in_a_second(odoo: &FakeOdoo) -> usize {
+/// A listener that takes connections (the kernel's backlog does) and never answers: each
+/// health check of it lasts its whole timeout.
+fn hanging() -> (std::net::TcpListener, std::net::SocketAddr) {
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = hung.local_addr().unwrap();
+    (hung, addr)
+}
+
+/// Starts BridgeCore with `tenants` and counts the health checks that reach `odoo` in one
+/// second, a moment after the start (the first round has begun, and any check of a hanging
+/// upstream hangs by then).
+async fn health_checks_in_a_second(odoo: &FakeOdoo, tenants: &[TenantSpec]) -> usize {
+    let (text, _, _) = yaml(tenants, "");
+    let _bc = start_yaml(&text, Vec::new());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = odoo.count_path("/web/health");
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -703,59 +714,47 @@ async fn health_checks_in_a_second(odoo: &FakeOdoo) -> usize {
 #[tokio::test]
 async fn a_tenant_whose_upstream_hangs_does_not_hold_up_the_others_health_checks() {
     let a = FakeOdoo::start(Dataset::demo());
-    // Takes connections (the kernel's backlog does) and never answers: each check of it lasts
-    // its whole timeout.
-    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_hung, hung_addr) = hanging();
     let mut stuck = TenantSpec::for_odoo("stuck", &["stuck.example.com"], &a)
         .extra("health_check: {interval: 100ms, timeout: 20s}\n");
-    stuck.upstream = hung.local_addr().unwrap().to_string();
-    stuck.ws_upstream = stuck.upstream.clone();
+    stuck.upstream = hung_addr.to_string();
+    stuck.ws_upstream = hung_addr.to_string();
     let odoo = TenantSpec::for_odoo("odoo", &["erp.example.com"], &a)
         .extra("health_check: {interval: 100ms, timeout: 500ms}\n");
-    let (text, _, _) = yaml(&[stuck, odoo], "");
-    let bc = start_yaml(&text, Vec::new());
-    let checks = health_checks_in_a_second(&a).await;
+    let checks = health_checks_in_a_second(&a, &[stuck, odoo]).await;
     // Every 100 ms, its upstream and its bus upstream: about 20 in the second.
     assert!(
         checks >= 8,
         "{checks} health checks of the other tenant in 1 s while another tenant's checks hang"
     );
-    drop(bc);
 }
 
 #[tokio::test]
 async fn a_hanging_upstream_does_not_hold_up_the_checks_of_its_tenants_bus_upstream() {
     let a = FakeOdoo::start(Dataset::demo());
-    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_hung, hung_addr) = hanging();
     let mut spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &a)
         .extra("health_check: {interval: 100ms, timeout: 20s}\n");
-    spec.upstream = hung.local_addr().unwrap().to_string();
-    let (text, _, _) = yaml(&[spec], "");
-    let bc = start_yaml(&text, Vec::new());
-    let checks = health_checks_in_a_second(&a).await;
+    spec.upstream = hung_addr.to_string();
+    let checks = health_checks_in_a_second(&a, &[spec]).await;
     // The bus upstream every 100 ms: about 10 in the second.
     assert!(
         checks >= 4,
         "{checks} health checks of the bus upstream in 1 s while the HTTP upstream's check hangs"
     );
-    drop(bc);
 }
 
 #[tokio::test]
 async fn a_hanging_upstream_does_not_hold_up_the_checks_of_its_sibling() {
     let a = FakeOdoo::start(Dataset::demo());
-    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hung_addr = hung.local_addr().unwrap();
+    let (_hung, hung_addr) = hanging();
     let mut spec = TenantSpec::for_odoo("odoo", &["erp.example.com"], &a)
         .extra("health_check: {interval: 100ms, timeout: 20s}\n");
     spec.upstream = format!("{hung_addr}\", \"{}", a.addr());
     spec.ws_upstream = hung_addr.to_string();
-    let (text, _, _) = yaml(&[spec], "");
-    let bc = start_yaml(&text, Vec::new());
-    let checks = health_checks_in_a_second(&a).await;
+    let checks = health_checks_in_a_second(&a, &[spec]).await;
     assert!(
         checks >= 4,
         "{checks} health checks of the healthy upstream in 1 s while its sibling's check hangs"
     );
-    drop(bc);
 }
